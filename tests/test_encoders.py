@@ -1,0 +1,82 @@
+import time
+
+import numpy as np
+import pytest
+
+from captioner.encoders import get_encoder, list_encoders
+from captioner.encoders import lite0 as lite0_module
+from captioner.encoders.imagenet import class_names, top_k
+from captioner.errors import EncoderError
+from captioner.images import load_image, resize
+
+CAT_CLASSES = {"Egyptian cat", "tabby", "tiger cat"}
+
+
+def _probe(encoder, photos, name):
+    path = next(p for p in photos if p.name.startswith(name))
+    image = resize(load_image(path), encoder.input_size)[None]
+    return top_k(encoder.encode(image)["probabilities"], 3)[0]
+
+
+def test_lite0_recognises_cat_and_espresso(lite0, sample_photos):
+    assert _probe(lite0, sample_photos, "chelsea")[0][0] in CAT_CLASSES
+    assert _probe(lite0, sample_photos, "coffee")[0][0] == "espresso"
+
+
+def test_fast_runner_matches_keras_reference(lite0, sample_photos):
+    images = np.stack([resize(load_image(p), 224) for p in sample_photos])
+    fast = lite0.encode(images)
+    ref = {k: np.asarray(v) for k, v in lite0.model.predict_on_batch(images.astype(np.float32)).items()}
+    for kind in ("pooled", "spatial", "probabilities"):
+        np.testing.assert_allclose(fast[kind], ref[kind], atol=1e-3, rtol=1e-3)
+    assert (fast["probabilities"].argmax(1) == ref["probabilities"].argmax(1)).all()
+
+
+def test_lite0_shapes(lite0):
+    assert lite0.spatial_shape == (7, 7, 1280)
+    assert lite0.feature_dim == 1280
+    assert len(class_names()) == 1000 and class_names()[0] == "tench"
+
+
+def test_conversion_happens_once_then_cache_is_reused(tmp_path, monkeypatch):
+    calls = []
+    real = lite0_module.read_state_dict
+    monkeypatch.setattr(lite0_module, "read_state_dict", lambda p: calls.append(p) or real(p))
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
+    first = get_encoder(fast=False)
+    assert len(calls) == 1
+    cached = list((tmp_path / "encoders").glob("*.weights.h5"))
+    assert len(cached) == 1
+    second = get_encoder(fast=False)
+    assert len(calls) == 1, "the second load must read the cached .weights.h5, not the .pth"
+    x = np.random.default_rng(0).uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
+    np.testing.assert_allclose(first.encode(x)["pooled"], second.encode(x)["pooled"], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_every_encoder_shapes_with_random_weights(name):
+    encoder = get_encoder(name, weights=None)
+    x = np.random.default_rng(1).uniform(0, 255, (2, encoder.input_size, encoder.input_size, 3))
+    out = encoder.encode(x)
+    assert out["pooled"].shape == (2, encoder.feature_dim)
+    assert out["spatial"].shape == (2, *encoder.spatial_shape)
+    assert encoder.spatial_shape[-1] == encoder.feature_dim
+    assert np.isfinite(out["pooled"]).all()
+
+
+def test_unknown_encoder_lists_choices():
+    with pytest.raises(EncoderError, match="efficientnet_lite0"):
+        get_encoder("vgg99")
+
+
+def test_keras_download_fails_fast_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    start = time.monotonic()
+    try:
+        get_encoder("mobilenet_v3_small", weights="imagenet")
+    except EncoderError as exc:
+        message = str(exc)
+    else:
+        pytest.skip("this machine is online: Keras downloaded the weights")
+    assert time.monotonic() - start < 60
+    assert ".h5" in message and str(tmp_path / "models") in message

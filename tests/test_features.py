@@ -1,0 +1,63 @@
+import numpy as np
+
+from captioner.features import FeatureCache, extract_features
+
+from conftest import write_photo
+
+
+def _count_calls(encoder, monkeypatch):
+    calls = []
+    real = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda batch: calls.append(len(batch)) or real(batch))
+    return calls
+
+
+def test_features_skip_bad_files_and_keep_order(tmp_path, lite0, sample_photos, monkeypatch):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not a picture")
+    paths = [sample_photos[0], tmp_path / "empty.jpg", sample_photos[1], tmp_path / "text.png",
+             tmp_path / "missing.jpg", sample_photos[2]]
+    cache = FeatureCache(lite0, tmp_path / "cache")
+    result = extract_features(paths, lite0, kinds=("pooled", "spatial"), batch_size=2,
+                              cache=cache, progress=False)
+    assert result.paths == [sample_photos[0], sample_photos[1], sample_photos[2]]
+    assert result.features["pooled"].shape == (3, 1280)
+    assert result.features["spatial"].shape == (3, 7, 7, 1280)
+    reasons = dict(result.errors)
+    assert set(reasons) == {tmp_path / "empty.jpg", tmp_path / "text.png", tmp_path / "missing.jpg"}
+    assert "empty" in reasons[tmp_path / "empty.jpg"]
+    assert "not an image" in reasons[tmp_path / "text.png"]
+    # pooled is the mean of the spatial map
+    np.testing.assert_allclose(result.features["spatial"].mean((1, 2)), result.features["pooled"],
+                               atol=1e-4)
+
+
+def test_second_run_is_served_from_cache(tmp_path, lite0, sample_photos, monkeypatch):
+    cache = FeatureCache(lite0, tmp_path / "cache")
+    first = extract_features(sample_photos, lite0, cache=cache, progress=False)
+    assert first.encoded == len(sample_photos)
+    calls = _count_calls(lite0, monkeypatch)
+    # a renamed copy of a photo is the same content: also a cache hit
+    copy = tmp_path / "renamed.png"
+    copy.write_bytes(sample_photos[1].read_bytes())
+    second = extract_features([*sample_photos, copy], lite0, cache=cache, progress=False)
+    assert calls == [] and second.encoded == 0
+    np.testing.assert_array_equal(first.features["pooled"], second.features["pooled"][:-1])
+    np.testing.assert_array_equal(second.features["pooled"][1], second.features["pooled"][-1])
+
+
+def test_cache_key_includes_kind_and_weights(tmp_path, lite0, monkeypatch):
+    path = write_photo(tmp_path / "p.jpg")
+    cache = FeatureCache(lite0, tmp_path / "cache")
+    extract_features([path], lite0, kinds=("pooled",), cache=cache, progress=False)
+    calls = _count_calls(lite0, monkeypatch)
+    extract_features([path], lite0, kinds=("pooled", "spatial"), cache=cache, progress=False)
+    assert calls == [1], "a kind not cached yet must be computed"
+    assert "imagenet" in str(cache.root)
+
+
+def test_no_cache_and_all_bad(tmp_path, lite0):
+    (tmp_path / "x.jpg").write_bytes(b"")
+    result = extract_features([tmp_path / "x.jpg"], lite0, cache=False, progress=False)
+    assert result.paths == [] and result.features["pooled"].shape == (0, 1280)
+    assert len(result.errors) == 1

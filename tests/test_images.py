@@ -1,0 +1,121 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captioner.errors import ImageError
+from captioner.images import expand_paths, find_images, load_image, resize
+
+from conftest import write_photo
+
+
+@pytest.mark.parametrize(
+    "name,fmt,mode",
+    [
+        ("a.jpg", "JPEG", "RGB"),
+        ("b.png", "PNG", "RGB"),
+        ("c.bmp", "BMP", "RGB"),
+        ("d.webp", "WEBP", "RGB"),
+        ("e.tiff", "TIFF", "RGB"),
+        ("f.png", "PNG", "L"),
+        ("g.png", "PNG", "P"),
+        ("h.jpg", "JPEG", "CMYK"),
+        ("i.gif", "GIF", "P"),
+    ],
+)
+def test_every_kind_loads_as_rgb_uint8(tmp_path, name, fmt, mode):
+    path = write_photo(tmp_path / name, fmt=fmt, mode=mode)
+    image = load_image(path)
+    assert image.dtype == np.uint8 and image.shape == (48, 64, 3)
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 255  # red, fully transparent except the first pixel
+    rgba[0, 0, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    image = load_image(tmp_path / "t.png")
+    assert tuple(image[0, 0]) == (255, 0, 0)
+    assert tuple(image[1, 1]) == (255, 255, 255)
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
+    grey = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4000).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g16.png")  # uint16 -> a 16-bit PNG
+    image = load_image(tmp_path / "g16.png")
+    assert image.shape == (4, 4, 3)
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    assert image[..., 0].max() > 200 and image[0, 0, 0] == 0
+    assert len(np.unique(image[..., 0])) == 16
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :20] = 255  # left half white
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    image = load_image(tmp_path / "rot.jpg")
+    assert image.shape == (40, 20, 3)
+    assert image[:20].mean() > 200 and image[20:].mean() < 50  # white half now on top
+
+
+def test_animated_gif_gives_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    image = load_image(tmp_path / "anim.gif")
+    assert image[..., 0].mean() > 200 and image[..., 2].mean() < 50
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "empty"),
+        (b"hello, I am text\n", "not an image"),
+    ],
+)
+def test_bad_files_raise_image_error_naming_file(tmp_path, content, reason):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=reason) as info:
+        load_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_jpeg(tmp_path):
+    good = write_photo(tmp_path / "ok.jpg", size=(200, 150)).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(good[: len(good) // 3])
+    with pytest.raises(ImageError, match="cut.jpg"):
+        load_image(path)
+
+
+def test_missing_file_and_pixel_limit(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "nope.png")
+    path = write_photo(tmp_path / "big.png", size=(100, 100))
+    with pytest.raises(ImageError, match="exceeds the limit"):
+        load_image(path, max_pixels=5000)
+    assert load_image(path, max_pixels=10_000).shape == (100, 100, 3)
+
+
+def test_find_images_by_extension_case_insensitive(tmp_path):
+    write_photo(tmp_path / "A.JPG")
+    write_photo(tmp_path / "b.png")
+    (tmp_path / "notes.txt").write_text("x")
+    write_photo(tmp_path / "sub" / "c.webp", fmt="WEBP")
+    assert [p.name for p in find_images(tmp_path)] == ["A.JPG", "b.png"]
+    assert [p.name for p in find_images(tmp_path, recursive=True)] == ["A.JPG", "b.png", "c.webp"]
+    both = expand_paths([tmp_path / "b.png", tmp_path], recursive=False)
+    assert [p.name for p in both] == ["b.png", "A.JPG"]
+    with pytest.raises(ImageError):
+        find_images(tmp_path / "missing")
+
+
+def test_resize_gives_square_input():
+    image = np.zeros((30, 50, 3), np.uint8)
+    assert resize(image, 224).shape == (224, 224, 3)
+    assert resize(image, 224).dtype == np.uint8
+    assert io is not None
