@@ -14,6 +14,7 @@ def run_cli(*args, check=True):
         text=True,
         env={**os.environ},
         timeout=600,
+        check=False,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")

@@ -1,8 +1,7 @@
 import numpy as np
+from conftest import write_photo
 
 from captioner.features import FeatureCache, extract_features
-
-from conftest import write_photo
 
 
 def _count_calls(encoder, monkeypatch):

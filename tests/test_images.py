@@ -2,12 +2,11 @@ import io
 
 import numpy as np
 import pytest
+from conftest import write_photo
 from PIL import Image
 
 from captioner.errors import ImageError
 from captioner.images import expand_paths, find_images, load_image, resize
-
-from conftest import write_photo
 
 
 @pytest.mark.parametrize(

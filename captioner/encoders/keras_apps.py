@@ -21,11 +21,11 @@ BACKBONES = {
     "mobilenet_v3_small": ("MobileNetV3Small", 224, None),
     "mobilenet_v3_large": ("MobileNetV3Large", 224, None),
     "efficientnet_b0": ("EfficientNetB0", 224, None),
-    "inception_v3": ("InceptionV3", 299, dict(offset=127.5, scale=1 / 127.5)),
+    "inception_v3": ("InceptionV3", 299, {"offset": 127.5, "scale": 1 / 127.5}),
     "resnet50": (
         "ResNet50",
         224,
-        dict(offset=[123.68, 116.779, 103.939], scale=1.0, reverse_channels=True),
+        {"offset": [123.68, 116.779, 103.939], "scale": 1.0, "reverse_channels": True},
     ),
 }
 
@@ -43,7 +43,7 @@ def build_keras_backbone(name: str, weights: str | None) -> Encoder:
         kwargs["include_preprocessing"] = True  # EfficientNetB0 always rescales internally
     try:
         backbone = getattr(keras.applications, constructor)(**kwargs)
-    except Exception as exc:  # Keras raises a bare Exception when the download fails
+    except Exception as exc:  # noqa: BLE001 - Keras raises a bare Exception when a download fails
         raise _download_error(name, exc) from None
     images = keras.Input((size, size, 3), name="images")
     x = PixelNormalization(**norm, name="normalize")(images) if norm else images
