@@ -1,0 +1,286 @@
+"""Result writers: the rows of a captioning or tagging run as JSONL, CSV, COCO results, WebVTT, SRT.
+
+Also reads JSONL and CSV outputs back, so that a batch run can resume.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from captioner.errors import FormatError
+from captioner.files import atomic_write_text
+from captioner.formats import read_text
+
+log = logging.getLogger(__name__)
+
+#
+# Result rows are plain dicts of one of two families ("kinds"):
+#   images: {"image", "caption", "score" (optional)} or {"image", "error"}
+#   videos: {"video", "clip", "start", "end", "tags": [{"tag", "score"}], "caption"}
+#           or {"video", "error"}
+# JSONL keeps every key of a row; CSV keeps its fixed columns; COCO results, WebVTT and SRT
+# keep what their format can say, so only .jsonl and .csv can be read back (to resume).
+
+KINDS = {"images": "image", "videos": "video"}  # kind -> the key that names the item
+OUTPUT_SUFFIXES = {
+    "images": (".jsonl", ".csv", ".json"),
+    "videos": (".jsonl", ".csv", ".vtt", ".srt"),
+}
+READABLE_SUFFIXES = (".jsonl", ".csv")
+CSV_COLUMNS = {
+    "images": ("image", "caption", "score", "error"),
+    "videos": ("video", "clip", "start", "end", "tags", "caption", "error"),
+}
+_OUTPUTS_HELP = (
+    "supported: .jsonl and .csv for images and videos, .json (COCO results) for images, "
+    ".vtt and .srt for videos"
+)
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write rows as JSON Lines: one object a line, UTF-8, non-ASCII text kept as is."""
+    atomic_write_text(Path(path), "".join(json_line(row) for row in rows))
+
+
+def write_csv(
+    path: str | os.PathLike, rows: Iterable[dict[str, Any]], kind: str | None = None
+) -> None:
+    """Write rows as CSV with the fixed columns of their kind (told by the rows when not given)."""
+    rows = list(rows)
+    kind = kind or ("videos" if rows and "video" in rows[0] else "images")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS[kind], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(_csv_cells(row) for row in rows)
+    atomic_write_text(Path(path), out.getvalue())
+
+
+def coco_image_id(image: str | os.PathLike) -> int | str:
+    """The COCO `image_id` of an image: the trailing digits of its file stem as an int, else its name.
+
+    `COCO_val2014_000000123456.jpg` -> 123456, `123.jpg` -> 123, `1000268_ab0e.jpg` ->
+    "1000268_ab0e.jpg" (the stem does not end in digits).
+    """
+    name = Path(image).name
+    digits = re.search(r"\d+$", Path(name).stem)
+    return int(digits.group()) if digits else name
+
+
+def write_coco_results(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write image captions as COCO results, `[{"image_id", "caption"}]`; error rows left out.
+
+    Ids come from `coco_image_id`. Two images with the same id would make the COCO scores
+    wrong, so they raise FormatError instead.
+    """
+    results, seen = [], {}
+    for row in rows:
+        if "error" in row:
+            continue
+        image_id = coco_image_id(row["image"])
+        if image_id in seen:
+            raise FormatError(
+                f"{path}: {row['image']} and {seen[image_id]} both give COCO image_id "
+                f"{image_id!r}; write .jsonl or .csv instead"
+            )
+        seen[image_id] = row["image"]
+        results.append({"image_id": image_id, "caption": row["caption"]})
+    atomic_write_text(Path(path), json.dumps(results, ensure_ascii=False, default=_plain) + "\n")
+
+
+def write_webvtt(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write video clip rows as WebVTT cues (`HH:MM:SS.mmm`); error rows are skipped."""
+    _write_cues(Path(path), rows, vtt=True)
+
+
+def write_srt(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write video clip rows as SRT cues (numbered from 1, `HH:MM:SS,mmm`); error rows skipped."""
+    _write_cues(Path(path), rows, vtt=False)
+
+
+def output_writer(path: str | os.PathLike, kind: str) -> Callable[[Path, list[dict]], None]:
+    """The writer for an output path's suffix, or FormatError when it cannot hold `kind` rows."""
+    path, suffix = Path(path), Path(path).suffix.lower()
+    if kind not in KINDS:
+        raise FormatError(f"unknown result kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if suffix not in OUTPUT_SUFFIXES[kind]:
+        what = f"{suffix} files" if suffix else "files without a suffix"
+        raise FormatError(f"{path}: cannot write {kind} results to {what}; {_OUTPUTS_HELP}")
+    writers: dict[str, Callable[[Path, list[dict]], None]] = {
+        ".jsonl": write_jsonl,
+        ".csv": lambda p, rows: write_csv(p, rows, kind),
+        ".json": write_coco_results,
+        ".vtt": write_webvtt,
+        ".srt": write_srt,
+    }
+    return writers[suffix]
+
+
+def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]], kind: str) -> None:
+    """Write `kind` rows ("images" or "videos") in the format told by the path's suffix."""
+    writer = output_writer(path, kind)
+    rows, key = list(rows), KINDS[kind]
+    missing = next((i for i, row in enumerate(rows) if key not in row), None)
+    if missing is not None:
+        raise FormatError(f"{path}: row {missing} has no {key!r}; {kind} rows need one")
+    writer(Path(path), rows)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    """Parse a JSON Lines file; a torn or invalid last line (a crash mid-write) is ignored."""
+    path = Path(path)
+    # split on "\n" only: splitlines() would also cut at U+2028 inside a (non-ASCII) string.
+    lines = [(n, line) for n, line in enumerate(read_text(path).split("\n"), 1) if line.strip()]
+    values = []
+    for number, line in lines:
+        try:
+            values.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number != lines[-1][0]:
+                raise FormatError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            log.warning("%s:%d: ignored a torn last line (%s)", path, number, err.msg)
+    return values
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read result rows back from a .jsonl or .csv output (to resume a batch run)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_results_csv(path)
+    if suffix != ".jsonl":
+        raise FormatError(
+            f"{path}: only {' and '.join(READABLE_SUFFIXES)} results can be read back"
+        )
+    rows = read_jsonl(path)
+    if not all(isinstance(row, dict) for row in rows):
+        raise FormatError(f"{path}: holds JSON values that are not objects; not a results file")
+    return rows
+
+
+def json_line(value: Any) -> str:
+    """One JSON Lines line (with its newline); paths and NumPy numbers become plain JSON."""
+    return json.dumps(value, ensure_ascii=False, default=_plain) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """`json.dumps` hook for the non-JSON types rows carry: paths, NumPy scalars and arrays."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as CSV cells: tags as `tag:0.91;tag:0.40`, None as an empty cell."""
+    cells = {name: value for name, value in row.items() if value is not None}
+    if "tags" in cells:
+        bad = [t["tag"] for t in cells["tags"] if ";" in str(t["tag"])]
+        if bad:
+            raise FormatError(f"tag {bad[0]!r} has a ';', which separates tags in CSV; use .jsonl")
+        cells["tags"] = ";".join(f"{t['tag']}:{t['score']:.2f}" for t in cells["tags"])
+    return cells
+
+
+def _parse_tags(cell: str) -> list[dict[str, Any]]:
+    """Undo `_csv_cells` on a tags cell; a tag name may itself hold ':'."""
+    tags = []
+    for item in filter(None, cell.split(";")):
+        tag, _, score = item.rpartition(":")
+        if not tag:
+            raise ValueError(item)
+        tags.append({"tag": tag, "score": float(score)})
+    return tags
+
+
+_CSV_PARSERS: dict[str, Callable[[str], Any]] = {
+    "clip": int,
+    "start": float,
+    "end": float,
+    "score": float,
+    "tags": _parse_tags,
+}
+
+
+def _read_results_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows from a results CSV: empty cells dropped, numbers typed, tags parsed."""
+    reader = csv.DictReader(io.StringIO(read_text(path)))
+    columns = tuple(reader.fieldnames or ())
+    kind = next((k for k, names in CSV_COLUMNS.items() if names == columns), None)
+    if kind is None:
+        headers = " or ".join(",".join(names) for names in CSV_COLUMNS.values())
+        raise FormatError(f"{path}: not a results CSV (expected the header {headers})")
+    rows = []
+    for record in reader:
+        where = f"{path}:{reader.line_num}"
+        if None in record or None in record.values():
+            raise FormatError(f"{where}: expected {len(columns)} fields")
+        if record["error"]:
+            rows.append({KINDS[kind]: record[KINDS[kind]], "error": record["error"]})
+            continue
+        row = {}
+        for name, cell in record.items():
+            if name == "error" or not (cell or name in ("caption", "tags")):
+                continue
+            try:
+                row[name] = _CSV_PARSERS.get(name, str)(cell)
+            except ValueError:
+                raise FormatError(f"{where}: bad {name} value {cell!r}") from None
+        rows.append(row)
+    return rows
+
+
+def _write_cues(path: Path, rows: Iterable[dict[str, Any]], vtt: bool) -> None:
+    """Write WebVTT (`vtt`) or SRT: the two differ in header, numbering, ms separator, escaping."""
+    sep = "." if vtt else ","
+    blocks = ["WEBVTT"] if vtt else []
+    for number, (start, end, lines) in enumerate(_cues(rows), start=1):
+        timing = f"{_timestamp(start, sep)} --> {_timestamp(end, sep)}"
+        if vtt:  # &, < and > are markup in WebVTT cue text
+            blocks.append("\n".join([timing] + [html.escape(line, quote=False) for line in lines]))
+        else:
+            blocks.append("\n".join([str(number), timing, *lines]))
+    atomic_write_text(path, "\n\n".join(blocks) + "\n" if blocks else "")
+
+
+def _cues(rows: Iterable[dict[str, Any]]) -> list[tuple[int, int, list[str]]]:
+    """(start ms, end ms, text lines) of the clip rows, sorted by (video, start); errors skipped."""
+    clips = sorted(
+        (row for row in rows if "error" not in row),
+        key=lambda row: (str(row["video"]), float(row["start"])),
+    )
+    several = len({str(row["video"]) for row in clips}) > 1
+    cues = []
+    for row in clips:
+        caption = _one_line(row.get("caption") or "")
+        if several:
+            caption = f"[{_one_line(Path(row['video']).name)}] {caption}".rstrip()
+        tags = ", ".join(f"{_one_line(t['tag'])} ({t['score']:.2f})" for t in row.get("tags") or [])
+        lines = [line for line in (caption, tags and f"tags: {tags}") if line]
+        start = max(0, round(float(row["start"]) * 1000))
+        end = max(round(float(row["end"]) * 1000), start + 1)  # players drop cues that end first
+        if lines:  # a cue without text would read as the end of the cue
+            cues.append((start, end, lines))
+    return cues
+
+
+def _one_line(text: Any) -> str:
+    """Cue-safe text: whitespace (newlines too) collapsed, no `-->` (it marks a timing line)."""
+    return re.sub(r"-{2,}>", "->", " ".join(str(text).split()))
+
+
+def _timestamp(ms: int, sep: str) -> str:
+    """`HH:MM:SS<sep>mmm` for a time in milliseconds."""
+    seconds, ms = divmod(ms, 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{sep}{ms:03d}"
