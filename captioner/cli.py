@@ -6,6 +6,7 @@ import argparse
 import difflib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -69,6 +70,58 @@ def cmd_classify(args) -> int:
     return 1 if rows and all("error" in r for r in rows) else 0
 
 
+def cmd_caption(args) -> int:
+    from captioner.api import Captioner
+
+    captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
+    rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive, output=args.output)
+    if args.output is None:
+        for row in rows:
+            print(f"{row['image']}: " + (f"ERROR {row['error']}" if "error" in row else row["caption"]))
+    else:
+        bad = sum("error" in r for r in rows)
+        print(f"{len(rows)} images ({bad} unreadable) in {args.output}")
+    return 1 if rows and all("error" in r for r in rows) else 0
+
+
+def cmd_train(args) -> int:
+    from dataclasses import fields
+
+    from captioner.api import Captioner
+    from captioner.train import TrainConfig
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    captioner = Captioner.train(args.data, args.images, args.out, encoder=args.encoder,
+                                config=TrainConfig(**overrides), resume=args.resume, lm_data=args.lm_data,
+                                command=shlex.join(["captioner", *args.argv]))
+    print(f"saved {args.out}")
+    for name, scores in captioner.card["dev_scores"].items():
+        print(f"dev {name}: " + _score_line(scores))
+    return 0
+
+
+def _score_line(scores: dict) -> str:
+    return "  ".join(f"{k} {scores[k]:.2f}" for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D"))
+
+
+def cmd_evaluate(args) -> int:
+    from captioner.api import Captioner
+
+    captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
+    scores = captioner.evaluate(args.data, args.images, split=args.split or None, beam=args.beam,
+                                per_image=args.per_image is not None)
+    for problem in scores["problems"][:10]:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(f"{scores['images']} images, beam {args.beam}: " + _score_line(scores))
+    if args.per_image is not None:
+        from captioner.writers import write_jsonl
+
+        rows = [{"image": name, **row} for name, row in scores["per_image"].items()]
+        write_jsonl(args.per_image, rows)
+        print(f"per-image results in {args.per_image}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = _Parser(prog="captioner", description="Describe pictures and videos in words.")
@@ -82,13 +135,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="efficientnet_lite0", help="encoder name")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("caption", help="caption images (files or folders)")
+    p.add_argument("paths", nargs="*", type=Path, help="image files or folders")
+    p.add_argument("--samples", action="store_true", help="add the sample photos that ship with scikit-image")
+    p.add_argument("-o", "--output", type=Path, help="write .jsonl, .csv or .json (COCO results); resumable")
+    p.add_argument("--beam", type=int, default=3, help="beam width (1: greedy; default 3)")
+    p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
+    p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
+    p.set_defaults(func=cmd_caption)
+
+    from captioner.train import TrainConfig
+
+    defaults = TrainConfig()
+    p = sub.add_parser("train", help="train a captioner on a caption file and an image folder")
+    p.add_argument("--data", type=Path, required=True, help="caption file (Flickr token file, CSV, COCO, Karpathy JSON)")
+    p.add_argument("--images", type=Path, required=True, help="folder holding the images")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--encoder", default="efficientnet_lite0")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--lm-data", type=Path, help="caption text for language-model pre-training (with --lm-epochs)")
+    for name, value in vars(defaults).items():
+        kind = type(value)
+        flag = "--" + name.replace("_", "-")
+        if name == "monitor":
+            p.add_argument(flag, choices=["loss", "bleu4", "cider"], help=f"early stopping on (default {value})")
+        else:
+            p.add_argument(flag, type=kind, help=f"default {value}")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="BLEU-1..4 and CIDEr-D of a captioner on a data set split")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--split", default="test", help="split to score (default test; '' for all)")
+    p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
+    p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
+    p.add_argument("--per-image", type=Path, help="also write per-image scores to this JSONL file")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``captioner`` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except CaptionerError as exc:

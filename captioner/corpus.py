@@ -1,0 +1,44 @@
+"""A caption data set on disk (caption file + image folder) as features and references per split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from captioner.encoders.base import Encoder
+from captioner.errors import FormatError
+from captioner.features import extract_features
+from captioner.formats import CaptionRecord, group_by_image, read_captions
+
+
+@dataclass
+class Split:
+    """The images of one split that could be read, their features and their captions."""
+
+    names: list[str]
+    paths: list[Path]
+    features: np.ndarray
+    captions: list[list[str]]
+
+
+def load_split(records: list[CaptionRecord], images: Path, encoder: Encoder,
+               splits: tuple[str | None, ...], progress: bool = True) -> tuple[Split, list[str]]:
+    """Features of the split's images found in ``images``; also returns the problems met."""
+    grouped = group_by_image(r for r in records if r.split in splits)
+    problems = [f"{name}: image not found in {images}" for name in grouped if not (images / name).is_file()]
+    names = [name for name in grouped if (images / name).is_file()]
+    result = extract_features([images / n for n in names], encoder, progress=progress)
+    problems += [f"{path}: {reason}" for path, reason in result.errors]
+    kept = {p: n for p, n in zip([images / n for n in names], names)}
+    names = [kept[p] for p in result.paths]
+    return Split(names, result.paths, result.features["pooled"], [grouped[n] for n in names]), problems
+
+
+def read_records(path: Path) -> list[CaptionRecord]:
+    """All caption records of a caption file (any supported format); malformed lines are skipped."""
+    records = list(read_captions(path))
+    if not records:
+        raise FormatError(f"{path}: no captions found")
+    return records
