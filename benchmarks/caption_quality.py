@@ -22,7 +22,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 3])
-    parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--length-penalty", type=float, help="default: the bundle's card")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent (the real photos live in ../shared/data)")
@@ -47,7 +47,9 @@ def main() -> int:
     rows = []
     baseline = NearestCaptioner(train.features, train.captions, k=30)
     rows.append(("nearest neighbour (closest photo's most central caption)", score(baseline.nearest(dev.features))))
-    rows.append(("consensus of 30 nearest (Devlin et al. 2015, CIDEr-D)", score(baseline.consensus(dev.features))))
+    for similarity in ("cider", "bleu"):
+        rows.append((f"consensus of 30 nearest (Devlin et al. 2015, {similarity})",
+                     score(baseline.consensus(dev.features, similarity=similarity))))
     for beam in args.beams:
         caps = captioner.caption_features(dev.features, beam=beam, length_penalty=args.length_penalty)
         name = "greedy" if beam == 1 else f"beam {beam}"

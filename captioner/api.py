@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captioner.bundle import load_bundle, save_bundle
+from captioner.bundle import Bundle, load_bundle, save_bundle
 from captioner.corpus import Split, load_split, read_records
 from captioner.encoders import DEFAULT_ENCODER, get_encoder
 from captioner.encoders.imagenet import top_k
@@ -57,7 +57,10 @@ class Captioner:
     @classmethod
     def load(cls, folder: Path) -> Captioner:
         """Load a bundle folder written by :meth:`save` or ``captioner train``."""
-        return cls(*load_bundle(folder))
+        bundle = load_bundle(folder)
+        if not isinstance(bundle.model, CaptionDecoder):
+            raise BundleError(f"{folder}: holds a {type(bundle.model).__name__}, not an image captioner")
+        return cls(bundle.model, bundle.vocab, bundle.card)
 
     @classmethod
     def from_pretrained(cls) -> Captioner:
@@ -68,7 +71,7 @@ class Captioner:
 
     def save(self, folder: Path) -> Path:
         """Write this captioner as a bundle folder."""
-        return save_bundle(folder, self.decoder, self.vocab, self.card)
+        return save_bundle(folder, Bundle(self.decoder, self.card, vocab=self.vocab))
 
     @property
     def encoder(self):
@@ -82,10 +85,15 @@ class Captioner:
 
     # --- captioning ------------------------------------------------------------------
     def caption_features(self, features: np.ndarray, beam: int = 1, max_length: int = 20,
-                         length_penalty: float = 1.0) -> list[Caption]:
-        """Captions for a batch of pooled features; ``beam`` 1 is greedy search."""
+                         length_penalty: float | None = None) -> list[Caption]:
+        """Captions for a batch of pooled features; ``beam`` 1 is greedy search.
+
+        ``length_penalty`` defaults to the one the bundle's card chose on its dev split.
+        """
         if beam <= 1:
             return greedy(self.decoder, self.vocab, features, max_length)
+        if length_penalty is None:
+            length_penalty = self.card.get("decoding", {}).get("length_penalty", 1.0)
         return beam_search(self.decoder, self.vocab, features, beam, max_length, length_penalty)
 
     def caption(self, paths: list[Path], beam: int = 1, recursive: bool = False,
