@@ -206,3 +206,9 @@ def result_error(error: tuple[Path, str]):
     from captioner.errors import ImageError
 
     return ImageError(f"{error[0]}: {error[1]}")
+
+
+# Video tagging is part of the same public face; its code lives in its own module.
+from captioner.video_tagger import TagOptions, VideoTagger
+
+__all__ = ["Captioner", "TagOptions", "VideoTagger", "classify", "evaluate_split"]

@@ -84,6 +84,56 @@ def cmd_caption(args) -> int:
     return 1 if rows and all("error" in r for r in rows) else 0
 
 
+def cmd_tag(args) -> int:
+    from captioner.video_tagger import TagOptions, VideoTagger
+
+    if args.overlap >= args.clip_seconds:
+        raise CaptionerError(f"--overlap ({args.overlap}) must be shorter than --clip-seconds ({args.clip_seconds})")
+    if (args.fps is not None and args.fps <= 0) or args.top_k < 1:
+        raise CaptionerError("--fps must be positive and --top-k at least 1")
+    tagger = VideoTagger.load(args.model) if args.model else VideoTagger.default()
+    options = TagOptions(clip_seconds=args.clip_seconds, overlap=args.overlap, fps=args.fps,
+                         top_k=args.top_k, shots=args.shots)
+    rows = tagger.tag(args.videos, options, recursive=args.recursive, output=args.output)
+    if args.output is None:
+        for row in rows:
+            if "error" in row:
+                print(f"{row['video']}: ERROR {row['error']}")
+            else:
+                tags = ", ".join(f"{t['tag']} ({t['score']:.2f})" for t in row["tags"])
+                print(f"{row['video']} [{row['start']:.1f}-{row['end']:.1f}s] {row['caption']} | {tags}")
+    else:
+        bad = sum("error" in r for r in rows)
+        print(f"{len(rows) - bad} clips, {bad} unreadable videos, in {args.output}")
+    return 1 if rows and all("error" in r for r in rows) else 0
+
+
+def cmd_train_video(args) -> int:
+    from dataclasses import fields
+
+    from captioner.train_clips import ClipTrainConfig
+    from captioner.video_tagger import VideoTagger
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(ClipTrainConfig)
+                 if getattr(args, f.name, None) is not None}
+    VideoTagger.train(args.labels, args.out, videos=args.videos, fps=args.fps, encoder=args.encoder,
+                      config=ClipTrainConfig(**overrides), command=shlex.join(["captioner", *args.argv]))
+    print(f"saved {args.out}")
+    return 0
+
+
+def _config_flags(parser: argparse.ArgumentParser, config) -> None:
+    """One flag per field of a config dataclass, typed by its default."""
+    for name, value in vars(config).items():
+        flag = "--" + name.replace("_", "-")
+        if name == "monitor":
+            parser.add_argument(flag, choices=["loss", "bleu4", "cider"], help=f"early stopping on (default {value})")
+        elif name == "pooling":
+            parser.add_argument(flag, choices=["lstm", "mean"], help=f"default {value}")
+        else:
+            parser.add_argument(flag, type=type(value), help=f"default {value}")
+
+
 def cmd_train(args) -> int:
     from dataclasses import fields
 
@@ -155,13 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="efficientnet_lite0")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--lm-data", type=Path, help="caption text for language-model pre-training (with --lm-epochs)")
-    for name, value in vars(defaults).items():
-        kind = type(value)
-        flag = "--" + name.replace("_", "-")
-        if name == "monitor":
-            p.add_argument(flag, choices=["loss", "bleu4", "cider"], help=f"early stopping on (default {value})")
-        else:
-            p.add_argument(flag, type=kind, help=f"default {value}")
+    _config_flags(p, defaults)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="BLEU-1..4 and CIDEr-D of a captioner on a data set split")
@@ -172,6 +216,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--per-image", type=Path, help="also write per-image scores to this JSONL file")
     p.set_defaults(func=cmd_evaluate)
+
+    from captioner.train_clips import ClipTrainConfig
+    from captioner.video_tagger import TagOptions
+
+    tag = TagOptions()
+    p = sub.add_parser("tag", help="tags and a caption for every clip of videos")
+    p.add_argument("videos", nargs="+", type=Path, help="video files or folders")
+    p.add_argument("-o", "--output", type=Path, help="write .jsonl, .csv, .vtt or .srt; resumable")
+    p.add_argument("--clip-seconds", type=float, default=tag.clip_seconds, help=f"clip length (default {tag.clip_seconds})")
+    p.add_argument("--overlap", type=float, default=tag.overlap, help="seconds shared by consecutive clips")
+    p.add_argument("--shots", action="store_true", help="cut clips at shot changes instead of fixed windows")
+    p.add_argument("--fps", type=float, help="frames sampled per second (default: 1, or the rate a --model was trained at)")
+    p.add_argument("--top-k", type=int, default=tag.top_k, help=f"tags per clip (default {tag.top_k})")
+    p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
+    p.add_argument("--model", type=Path, help="clip-model bundle (default: tags from the bundled image models)")
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("train-video", help="train a clip model on labelled clips")
+    p.add_argument("--labels", type=Path, required=True,
+                   help="folder of <tag>/<clip> folders, a .csv 'clip,tags', or an MSVD/MLDS .json")
+    p.add_argument("--videos", type=Path, help="folder of the clips named in a .csv/.json (default: its folder)")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (default 2)")
+    p.add_argument("--encoder", default="efficientnet_lite0")
+    _config_flags(p, ClipTrainConfig())
+    p.set_defaults(func=cmd_train_video)
     return parser
 
 

@@ -151,3 +151,15 @@ def _encode_files(paths, indices, encoder, batch_size, errors):
         return
     for batch_indices, images in decode_batches(paths, indices, encoder.input_size, batch_size, errors):
         yield batch_indices, encoder.encode(images)
+
+
+def encode_images(images: list[np.ndarray], encoder: Encoder, kinds: tuple[str, ...] = ("pooled",),
+                  batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Encoder outputs for images already decoded and resized to ``encoder.input_size``."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+    for start in range(0, len(images), batch_size):
+        out = encoder.encode(np.stack(images[start : start + batch_size]))
+        for k in kinds:
+            parts[k].append(out[k])
+    return {k: np.concatenate(v) if v else np.zeros((0, *_shape(encoder, k)), np.float32)
+            for k, v in parts.items()}

@@ -1,0 +1,200 @@
+"""VideoTagger: per-clip tags and captions for video files (part of the public API).
+
+Two ways to tag: the default, from the bundled image models alone (ImageNet labels and
+caption words pooled over a clip's frames, see captioner.tagging), or a trained ClipModel
+bundle (an LSTM over the clip's frame features, see captioner.models.clip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from captioner.bundle import Bundle, load_bundle, save_bundle
+from captioner.encoders import DEFAULT_ENCODER, get_encoder
+from captioner.encoders.imagenet import class_names
+from captioner.errors import BundleError, CaptionerError
+from captioner.features import encode_images
+from captioner.models.clip import ClipModel
+from captioner.outputs import ResultWriter
+from captioner.search import greedy
+from captioner.tagging import combine_clip_tags, representative_frame
+from captioner.text import Vocabulary
+from captioner.train_clips import ClipTrainConfig, fit_clip_model, pad_clips, tag_matrix
+from captioner.video import (
+    assign_frames,
+    find_videos,
+    fixed_windows,
+    probe,
+    sample_frames,
+    shot_windows,
+)
+from captioner.video_formats import read_video_labels
+
+
+@dataclass
+class TagOptions:
+    """How a video is cut and tagged; one place for the defaults the CLI shows."""
+
+    clip_seconds: float = 5.0
+    overlap: float = 0.0
+    fps: float | None = None  # frames sampled per second; None: the bundle's training rate, else 1
+    top_k: int = 5
+    shots: bool = False
+
+
+class VideoTagger:
+    """Tags and captions every clip of a video's timeline."""
+
+    def __init__(self, captioner=None, bundle: Bundle | None = None):
+        if (captioner is None) == (bundle is None):
+            raise CaptionerError("give a VideoTagger either an image captioner or a clip-model bundle")
+        self.captioner, self.bundle = captioner, bundle
+        name = bundle.card["encoder"] if bundle else captioner.card["encoder"]
+        self.encoder = captioner.encoder if captioner else get_encoder(name)
+
+    @classmethod
+    def default(cls) -> VideoTagger:
+        """The tagger that needs no video training: the bundled image captioner and ImageNet labels."""
+        from captioner.api import Captioner
+
+        return cls(captioner=Captioner.from_pretrained())
+
+    @classmethod
+    def load(cls, folder: Path) -> VideoTagger:
+        """A tagger from a clip-model bundle written by ``captioner train-video``."""
+        bundle = load_bundle(folder)
+        if not isinstance(bundle.model, ClipModel):
+            raise BundleError(f"{folder}: holds a {type(bundle.model).__name__}, not a clip model")
+        return cls(bundle=bundle)
+
+    def save(self, folder: Path) -> Path:
+        """Write a trained tagger as a bundle folder."""
+        if self.bundle is None:
+            raise CaptionerError("the default tagger has nothing to save: it is the bundled captioner")
+        return save_bundle(folder, self.bundle)
+
+    def tag(self, videos: list[Path], options: TagOptions | None = None, recursive: bool = False,
+            output: Path | None = None, progress: bool = True) -> list[dict]:
+        """Rows for every clip of every video found (``{"video", "error"}`` for a bad file).
+
+        With ``output`` (.jsonl, .csv, .vtt, .srt) the rows are written there atomically; a
+        re-run skips the videos already done and an interrupted run resumes.
+        """
+        options = options or TagOptions()
+        files = [f for v in videos for f in find_videos(Path(v), recursive=recursive)]
+        with ResultWriter(output, key="video", kind="videos") if output else _NoWriter() as writer:
+            for path in tqdm(files, desc="tagging", unit="video", disable=not progress):
+                if not writer.done(str(path)):
+                    writer.add(self.tag_video(path, options))
+            return writer.rows
+
+    def tag_video(self, path: Path, options: TagOptions) -> list[dict]:
+        """The rows of one video's clips; a video that cannot be read gives one error row."""
+        try:
+            info = probe(path)
+            fps = options.fps or (self.bundle.card.get("fps", 1.0) if self.bundle else 1.0)
+            frames = list(sample_frames(path, fps=fps, size=self.encoder.input_size))
+        except CaptionerError as exc:
+            return [{"video": str(path), "error": str(exc).removeprefix(f"{path}: ")}]
+        windows = (shot_windows(frames, info.duration) if options.shots
+                   else fixed_windows(info.duration, options.clip_seconds, options.overlap))
+        kinds = ("pooled",) if self.bundle else ("pooled", "probabilities")
+        outputs = encode_images([f.image for f in frames], self.encoder, kinds)
+        row_of = {f.index: i for i, f in enumerate(frames)}
+        clips = [[row_of[f.index] for f in group] for group in assign_frames(frames, windows)]
+        tags, captions = (self._trained(outputs, clips, options) if self.bundle
+                          else self._default(outputs, clips, options))
+        return [
+            {"video": str(path), "clip": i, "start": round(start, 3), "end": round(end, 3),
+             "tags": tag_list, "caption": caption}
+            for i, ((start, end), tag_list, caption) in enumerate(zip(windows, tags, captions))
+        ]
+
+    def _default(self, outputs: dict, clips: list[list[int]], options: TagOptions):
+        frame_captions = [c.text for c in self.captioner.caption_features(outputs["pooled"])]
+        names = class_names()
+        tags, captions = [], []
+        for rows in clips:
+            tags.append(combine_clip_tags(outputs["probabilities"][rows], names,
+                                          [frame_captions[r] for r in rows], options.top_k))
+            captions.append(frame_captions[rows[representative_frame(outputs["pooled"][rows])]])
+        return tags, captions
+
+    def _trained(self, outputs: dict, clips: list[list[int]], options: TagOptions):
+        model, bundle = self.bundle.model, self.bundle
+        frames = pad_clips([outputs["pooled"][rows] for rows in clips], bundle.card.get("max_frames", 32))
+        tags = [[] for _ in clips]
+        if model.num_tags:
+            probs = np.asarray(model.predict_on_batch({"frames": frames})["tags"])
+            for i, row in enumerate(probs):
+                best = np.argsort(-row, kind="stable")[: options.top_k]
+                tags[i] = [{"tag": bundle.tags[j], "score": round(float(row[j]), 4)} for j in best]
+        captions = [""] * len(clips)
+        if model.decoder is not None:
+            encoding = np.asarray(model.encode(frames))
+            captions = [c.text for c in greedy(model.decoder, bundle.vocab, encoding)]
+        return tags, captions
+
+
+    def clip_features(self, path: Path, fps: float) -> np.ndarray:
+        """Pooled features (T, D) of a whole clip's sampled frames, for training."""
+        frames = list(sample_frames(path, fps=fps, size=self.encoder.input_size))
+        return encode_images([f.image for f in frames], self.encoder)["pooled"]
+
+    @classmethod
+    def train(cls, labels: Path, out: Path, videos: Path | None = None, fps: float = 2.0,
+              encoder: str = DEFAULT_ENCODER, config: ClipTrainConfig | None = None,
+              command: str | None = None, progress: bool = True) -> VideoTagger:
+        """Train a clip model on labelled clips (see captioner.video_formats); saves a bundle."""
+        config = config or ClipTrainConfig()
+        records = read_video_labels(labels, videos)
+        enc = get_encoder(encoder)
+        reader = cls.__new__(cls)
+        reader.encoder = enc
+        clips, kept, problems = [], [], []
+        for record in tqdm(records, desc="encoding clips", unit="clip", disable=not progress):
+            try:
+                clips.append(reader.clip_features(record.path, fps))
+                kept.append(record)
+            except CaptionerError as exc:
+                problems.append(str(exc))
+        if not kept:
+            raise CaptionerError(f"{labels}: none of the {len(records)} clips could be read")
+        tag_names = sorted({t for r in kept for t in r.tags}) or None
+        tags = tag_matrix([r.tags for r in kept], tag_names) if tag_names else None
+        captions = [list(r.captions) for r in kept] if any(r.captions for r in kept) else None
+        vocab = (Vocabulary.build([c for caps in captions for c in caps], min_count=config.min_count)
+                 if captions else None)
+        model = fit_clip_model(clips, tags, captions, config, vocab=vocab)
+        card = {"encoder": enc.name, "encoder_weights": enc.weights_id, "fps": fps,
+                "max_frames": config.max_frames, "config": asdict(config), "command": command,
+                "data": {"labels": str(labels), "clips": len(kept)}, "problems": problems[:50]}
+        tagger = cls(bundle=Bundle(model, card, vocab=vocab, tags=tag_names))
+        tagger.save(out)
+        return tagger
+
+
+class _NoWriter:
+    """Stands in for a ResultWriter when there is no output file: keeps rows in memory."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def done(self, _key) -> bool:
+        return False
+
+    def add(self, rows: list[dict]) -> None:
+        self.rows.extend(rows)
+
+
+__all__ = ["DEFAULT_ENCODER", "TagOptions", "VideoTagger"]

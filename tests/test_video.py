@@ -1,0 +1,383 @@
+import logging
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from captioner import video
+from captioner.errors import VideoError
+from captioner.video import (
+    DEFAULT_FPS,
+    Frame,
+    assign_frames,
+    find_videos,
+    fixed_windows,
+    probe,
+    sample_frames,
+    shot_boundaries,
+    shot_windows,
+    write_video,
+)
+
+VIDEO_MINI = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video_mini"
+FPS = 10
+N = 40  # 4 s at 10 fps
+DIGIT = 24  # grey step per digit: far above the few levels mp4v and MJPG shift a flat area
+
+
+def numbered(i: int, size=(48, 64)) -> np.ndarray:
+    """A frame that carries its index: tens as the left half's grey, units as the right half's."""
+    h, w = size
+    frame = np.empty((h, w, 3), np.uint8)
+    frame[:, : w // 2] = DIGIT * (i // 10)
+    frame[:, w // 2 :] = DIGIT * (i % 10)
+    return frame
+
+
+def read_number(image: np.ndarray) -> int:
+    """The index numbered() wrote, read back from the middle of each half."""
+    h, w = image.shape[:2]
+    left = image[h // 4 : 3 * h // 4, w // 8 : 3 * w // 8].mean()
+    right = image[h // 4 : 3 * h // 4, 5 * w // 8 : 7 * w // 8].mean()
+    return 10 * round(left / DIGIT) + round(right / DIGIT)
+
+
+@pytest.fixture(scope="module", params=[".mp4", ".avi"])
+def clip(request, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / f"numbered{request.param}"
+    return write_video(path, [numbered(i) for i in range(N)], FPS)
+
+
+def shots_video(path: Path) -> Path:
+    """Four 1 s shots at 10 fps, each moving a little: red, green noise, blue pan, white square."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(40, 220, 64).astype(np.uint8)
+    frames = []
+    for i in range(N):
+        shot, k = divmod(i, 10)
+        frame = np.zeros((48, 64, 3), np.uint8)
+        if shot == 0:
+            frame[:] = (200, 30, 30)
+            frame[10:20, 5 + 2 * k : 15 + 2 * k] = (120, 20, 20)
+        elif shot == 1:
+            frame[..., 1] = rng.integers(120, 220, (48, 64))
+        elif shot == 2:
+            frame[..., 2] = np.roll(ramp, 2 * k)[None, :]  # a gradient panning sideways
+        else:
+            frame[:] = 255
+            frame[20:30, 4 * k : 4 * k + 10] = 0
+        frames.append(frame)
+    return write_video(path, frames, FPS)
+
+
+# ---- probe and sampling ------------------------------------------------------------------------
+
+
+def test_probe_reads_the_header(clip):
+    info = probe(clip)
+    assert info.path == clip and info.reliable
+    assert info.fps == pytest.approx(FPS)
+    assert info.frame_count == N
+    assert info.duration == pytest.approx(N / FPS)
+    assert (info.width, info.height) == (64, 48)
+
+
+def test_numbered_frames_survive_the_codec(clip):
+    frames = list(sample_frames(clip, fps=100))  # faster than the video: every frame, once
+    assert [f.index for f in frames] == list(range(N))
+    assert [read_number(f.image) for f in frames] == list(range(N))
+
+
+@pytest.mark.parametrize("rate", [1.0, 2.0])
+def test_sampling_times_counts_and_content(clip, rate):
+    frames = list(sample_frames(clip, fps=rate))
+    assert len(frames) == int(N / FPS * rate)  # targets 0, 1/rate, ... before the end
+    for k, frame in enumerate(frames):
+        assert abs(frame.time - k / rate) <= 1 / FPS + 1e-6  # the nearest frame, +-1
+        assert frame.time == pytest.approx(frame.index / FPS)
+        assert frame.image.dtype == np.uint8 and frame.image.shape == (48, 64, 3)
+        assert read_number(frame.image) == frame.index  # the pixels of that very frame
+
+
+def test_sampling_respects_size_and_max_frames(clip):
+    frames = list(sample_frames(clip, fps=2, max_frames=3, size=32))
+    assert len(frames) == 3
+    assert all(f.image.shape == (32, 32, 3) and f.image.dtype == np.uint8 for f in frames)
+
+
+def test_sampling_rejects_bad_arguments(clip):
+    with pytest.raises(ValueError, match="fps"):
+        sample_frames(clip, fps=0)
+    with pytest.raises(ValueError, match="max_frames"):
+        sample_frames(clip, max_frames=0)
+
+
+# ---- files that are not (whole) videos -------------------------------------------------------
+
+
+def _bad_file(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is not a video\n" * 50)
+    elif kind == "folder":
+        path.mkdir()
+    return path  # "missing": never written
+
+
+@pytest.mark.parametrize(
+    "kind,reason",
+    [
+        ("missing", "no such file"),
+        ("empty", "empty"),
+        ("text", "cannot open as a video"),
+        ("folder", "not a file"),
+    ],
+)
+def test_unusable_files_raise_video_error_naming_the_file(tmp_path, kind, reason):
+    path = _bad_file(tmp_path, kind)
+    for read in (probe, sample_frames):  # sample_frames fails at the call, not mid-loop
+        with pytest.raises(VideoError, match=reason) as caught:
+            read(path)
+        assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_truncated_file_gives_fewer_frames_with_a_warning_or_video_error(tmp_path, caplog, suffix):
+    whole = write_video(tmp_path / f"whole{suffix}", [numbered(i) for i in range(N)], FPS)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    try:
+        with caplog.at_level(logging.WARNING, logger="captioner.video"):
+            frames = list(sample_frames(cut, fps=FPS))
+    except VideoError as exc:  # mp4v writes its index (moov) last: the half file cannot open
+        assert str(cut) in str(exc)
+        return
+    assert 1 <= len(frames) < N
+    assert any(str(cut) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert probe(cut).frame_count == len(frames) and not probe(cut).reliable
+
+
+# ---- headers that lie --------------------------------------------------------------------------
+# OpenCV writes honest headers, so these patch real files: an MKV track's DefaultDuration (the
+# header fps; the block timestamps stay true) and an AVI's frame counts (avih and strh).
+
+
+def _mkv_with_fps_header(path: Path, fake_fps: float) -> Path:
+    write_video(path, [numbered(i) for i in range(N)], FPS)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x23\xe3\x83\x84")  # DefaultDuration, 4-byte value in ns
+    assert at > 0, "MKV DefaultDuration element not found; has OpenCV's muxer changed?"
+    struct.pack_into(">I", data, at + 4, round(1e9 / fake_fps))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _avi_with_count_header(path: Path, fake_count: int) -> Path:
+    write_video(path, [numbered(i) for i in range(N)], FPS)
+    data = bytearray(path.read_bytes())
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    assert avih > 0 and strh > 0, "AVI header chunks not found"
+    struct.pack_into("<I", data, avih + 8 + 16, fake_count)  # dwTotalFrames
+    struct.pack_into("<I", data, strh + 8 + 32, fake_count)  # dwLength
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_absurd_header_fps_falls_back_to_timestamps(tmp_path):
+    path = _mkv_with_fps_header(tmp_path / "lying.mkv", fake_fps=1000)
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS) == pytest.approx(1000)  # the lie
+    info = probe(path)
+    assert not info.reliable
+    assert info.fps == pytest.approx(FPS) and info.frame_count == N
+    assert info.duration == pytest.approx(N / FPS)
+    frames = list(sample_frames(path, fps=1))
+    assert [f.time for f in frames] == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    assert [read_number(f.image) for f in frames] == [0, 10, 20, 30]
+
+
+def test_header_frame_count_too_high_is_caught(tmp_path, caplog):
+    path = _avi_with_count_header(tmp_path / "lying.avi", fake_count=500)
+    info = probe(path)
+    assert not info.reliable and info.frame_count == N
+    assert info.fps == pytest.approx(FPS) and info.duration == pytest.approx(N / FPS)
+    with caplog.at_level(logging.WARNING, logger="captioner.video"):
+        frames = list(sample_frames(path, fps=1))
+    assert len(frames) == 4  # decoding goes to the real end, whatever the header says
+    assert any("500" in r.getMessage() for r in caplog.records)
+
+
+def test_fallback_rules_on_header_numbers_and_decoded_facts(caplog):
+    ms = [100.0 * i for i in range(N)]  # what decoding shows: 10 fps
+    assert video._fps_doubt(FPS, ms) is None
+    assert "not plausible" in video._fps_doubt(1000.0, ms)
+    assert "not plausible" in video._fps_doubt(0.0, ms)
+    assert "disagrees" in video._fps_doubt(30.0, ms)  # plausible, but not what the stream shows
+    assert video._fps_doubt(29.97, []) is None  # no timestamps: nothing to contradict it
+    assert "not plausible" in video._count_doubt(-9.2e18, FPS, ms[:10])
+    assert "not plausible" in video._count_doubt(0.0, FPS, ms[:10])
+    assert "3 frames decode" in video._count_doubt(30.0, FPS, ms[:3])  # a short file, counted
+    # Decoded timing: timestamps win over an absurd fps; a trailing 0 (seen in a real MSVD clip)
+    # and a start offset are ignored; a header rate that agrees is kept as the exact value.
+    assert video._decoded_timing(1000.0, ms) == pytest.approx((10.0, 4.0))
+    assert video._decoded_timing(0.0, [*ms[1:], 0.0]) == pytest.approx((10.0, 4.0))
+    rounded = [float(round(i * 1000 / 29.97)) for i in range(300)]
+    assert video._decoded_timing(29.97, rounded) == pytest.approx((29.97, 300 / 29.97), rel=1e-3)
+    # No timestamps at all: the header if it is a rate at all, else DEFAULT_FPS, with a warning.
+    with caplog.at_level(logging.WARNING, logger="captioner.video"):
+        assert video._decoded_timing(12.0, [0.0] * 24) == pytest.approx((12.0, 2.0))
+        assert video._decoded_timing(0.0, [0.0] * 50) == pytest.approx((DEFAULT_FPS, 2.0))
+    assert any("assuming" in r.getMessage() for r in caplog.records)
+
+
+# ---- windows, shots, frames per window --------------------------------------------------------
+
+
+def test_fixed_windows_cover_the_timeline():
+    assert fixed_windows(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert fixed_windows(3, 5) == [(0, 3)]
+    assert fixed_windows(10.5, 5) == [(0, 5), (5, 10.5)]  # the 0.5 s sliver joins the last clip
+    assert fixed_windows(11.5, 5) == [(0, 5), (5, 10), (10, 11.5)]  # 1.5 s is a clip
+    assert fixed_windows(10, 4, overlap=2) == [(0, 4), (2, 6), (4, 8), (6, 10)]
+    assert fixed_windows(10.3, 4, overlap=2) == [(0, 4), (2, 6), (4, 8), (6, 10.3)]
+    dense = fixed_windows(10, 4, overlap=3.5)  # a stride under the sliver size still slides
+    assert len(dense) == 13 and dense[-1] == (6, 10)
+    assert all(e - s == pytest.approx(4) for s, e in dense)
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ((10, 4, 4), "overlap"),
+        ((10, 4, -1), "overlap"),
+        ((10, 0), "clip_seconds"),
+        ((0, 4), "duration"),
+    ],
+)
+def test_fixed_windows_reject_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        fixed_windows(*args)
+
+
+def test_shot_boundaries_find_three_hard_cuts(tmp_path):
+    path = shots_video(tmp_path / "shots.mp4")
+    frames = list(sample_frames(path, fps=2))
+    assert shot_boundaries(frames) == pytest.approx([1.0, 2.0, 3.0])
+    assert shot_windows(frames, 4.0) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert shot_windows(frames, 4.0, min_seconds=1.5) == [(0, 2), (2, 4)]
+
+
+def test_no_cuts_in_one_moving_shot():
+    # A textured picture panning sideways changes every pixel but is one shot.
+    rng = np.random.default_rng(1)
+    scene = np.clip(rng.normal(128, 40, (48, 64, 3)), 0, 255).astype(np.uint8)
+    scene[:, :32] //= 2  # a darker left half, so the pan moves a big edge too
+    moving = [Frame(i, i / 2, np.roll(scene, 4 * i, axis=1)) for i in range(8)]
+    assert shot_boundaries(moving) == []
+    assert shot_boundaries(moving[:1]) == []
+    assert shot_windows(moving, 4.0) == [(0, 4.0)]
+
+
+def test_assign_frames_by_time():
+    frames = [Frame(i, i / 2, np.zeros((2, 2, 3), np.uint8)) for i in range(8)]  # 0 .. 3.5 s
+
+    def times(groups):
+        return [[f.time for f in group] for group in groups]
+
+    assert times(assign_frames(frames, fixed_windows(4, 2))) == [
+        [0, 0.5, 1, 1.5],
+        [2, 2.5, 3, 3.5],
+    ]
+    # Overlapping windows share the frames of their shared stretch, boundaries included.
+    assert times(assign_frames(frames, [(0, 2), (1, 3), (2, 4)])) == [
+        [0, 0.5, 1, 1.5],
+        [1, 1.5, 2, 2.5],
+        [2, 2.5, 3, 3.5],
+    ]
+    # A window between sampled frames still gets the nearest one; the last keeps its end frame.
+    assert times(assign_frames(frames, [(0, 0.2), (0.2, 0.4), (0.4, 3.5)])) == [
+        [0],
+        [0.5],
+        [0.5, 1, 1.5, 2, 2.5, 3, 3.5],
+    ]
+    assert assign_frames([], [(0, 1)]) == [[]]
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+
+def test_find_videos(tmp_path):
+    for name in ["b.avi", "a.MP4", "c.txt", "d.WebM", "sub/e.mkv"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in find_videos(tmp_path)] == ["a.MP4", "b.avi", "d.WebM"]
+    assert [p.name for p in find_videos(tmp_path, recursive=True)][-1] == "e.mkv"
+    assert find_videos(tmp_path / "c.txt") == [tmp_path / "c.txt"]  # a file given is kept
+    with pytest.raises(VideoError, match="no such file"):
+        find_videos(tmp_path / "nowhere")
+
+
+def test_write_video_checks_its_input(tmp_path):
+    frame = numbered(1)
+    with pytest.raises(VideoError, match="cannot write"):
+        write_video(tmp_path / "x.gif", [frame], FPS)
+    with pytest.raises(ValueError, match="frame 1"):
+        write_video(tmp_path / "x.avi", [frame, frame[:10]], FPS)
+    with pytest.raises(ValueError, match="at least one frame"):
+        write_video(tmp_path / "x.avi", [], FPS)
+    write_video(tmp_path / "ok.avi", [frame] * 3, FPS)
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.avi"]  # no temp file left behind
+
+
+# ---- the real clips ----------------------------------------------------------------------------
+
+
+def _smallest(folder: Path, suffix: str) -> Path:
+    if not folder.is_dir():
+        pytest.skip(f"real data not available: {folder.resolve()} is absent")
+    found = sorted(folder.rglob(f"*{suffix}"), key=lambda p: p.stat().st_size)
+    if not found:
+        pytest.skip(f"real data not available: no {suffix} file under {folder.resolve()}")
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    "folder,suffix,low,high",
+    [
+        ("msvd", ".avi", 4.0, 15.0),  # MSVD clips are 4-14 s
+        ("kinetics", ".mp4", 9.5, 10.5),  # Kinetics clips are 10 s
+    ],
+)
+def test_real_clips(folder, suffix, low, high):
+    path = _smallest(VIDEO_MINI / folder, suffix)
+    info = probe(path)
+    assert low <= info.duration <= high
+    assert info.reliable and info.width > 0 and info.height > 0
+    frames = list(sample_frames(path, fps=1, size=64))
+    assert abs(len(frames) - info.duration) <= 1.5
+    assert frames[-1].time == pytest.approx(len(frames) - 1, abs=1 / info.fps + 1e-6)
+    assert all(f.image.shape == (64, 64, 3) for f in frames)
+
+
+def test_real_cuts_in_an_msvd_clip():
+    path = VIDEO_MINI / "msvd" / "video" / "0lh_UWF9ZP4_62_69.avi"  # cook, rice bowl, cook
+    if not path.is_file():
+        pytest.skip(f"real data not available: {path.resolve()} is absent")
+    frames = list(sample_frames(path, fps=2, size=128))
+    assert shot_boundaries(frames) == pytest.approx([1.0, 5.5], abs=0.05)
+    duration = probe(path).duration
+    windows = shot_windows(frames, duration)
+    assert [start for start, _ in windows] == pytest.approx([0.0, 1.0, 5.5], abs=0.05)
+    assert windows[-1][1] == pytest.approx(duration)
+
+
+def test_windows_end_on_durations_that_do_not_round_evenly():
+    # 14.0333... s (421 frames at 30 fps) once never ended: rounded ends fell short of it.
+    for duration in (421 / 30, 10 / 3, 7.0000004):
+        for clip in (duration + 1, 2.0, 3.3):
+            windows = fixed_windows(duration, clip)
+            assert windows[-1][1] == round(duration, 6)
