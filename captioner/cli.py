@@ -60,14 +60,20 @@ def cmd_classify(args) -> int:
     rows = api.classify(_inputs(args), k=args.top_k, recursive=args.recursive, encoder=args.encoder)
     if args.json:
         _print_jsonl(rows)
-    else:
-        for row in rows:
-            if "error" in row:
-                print(f"{row['image']}: ERROR {row['error']}")
-            else:
-                labels = ", ".join(f"{x['label']} ({x['score']:.3f})" for x in row["labels"])
-                print(f"{row['image']}: {labels}")
+        return _exit_code(rows)
+    return _print_rows(rows, "image", lambda r: ": " + ", ".join(f"{x['label']} ({x['score']:.3f})" for x in r["labels"]))
+
+
+def _exit_code(rows: list[dict]) -> int:
+    """1 when every file failed, else 0."""
     return 1 if rows and all("error" in r for r in rows) else 0
+
+
+def _print_rows(rows: list[dict], key: str, describe) -> int:
+    """One line per row, ERROR and the reason for a file that failed; returns the exit code."""
+    for row in rows:
+        print(f"{row[key]}: ERROR {row['error']}" if "error" in row else f"{row[key]}{describe(row)}")
+    return _exit_code(rows)
 
 
 def cmd_caption(args) -> int:
@@ -76,12 +82,10 @@ def cmd_caption(args) -> int:
     captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
     rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive, output=args.output)
     if args.output is None:
-        for row in rows:
-            print(f"{row['image']}: " + (f"ERROR {row['error']}" if "error" in row else row["caption"]))
-    else:
-        bad = sum("error" in r for r in rows)
-        print(f"{len(rows)} images ({bad} unreadable) in {args.output}")
-    return 1 if rows and all("error" in r for r in rows) else 0
+        return _print_rows(rows, "image", lambda r: f": {r['caption']}")
+    bad = sum("error" in r for r in rows)
+    print(f"{len(rows)} images ({bad} unreadable) in {args.output}")
+    return _exit_code(rows)
 
 
 def cmd_tag(args) -> int:
@@ -96,16 +100,11 @@ def cmd_tag(args) -> int:
                          top_k=args.top_k, shots=args.shots)
     rows = tagger.tag(args.videos, options, recursive=args.recursive, output=args.output)
     if args.output is None:
-        for row in rows:
-            if "error" in row:
-                print(f"{row['video']}: ERROR {row['error']}")
-            else:
-                tags = ", ".join(f"{t['tag']} ({t['score']:.2f})" for t in row["tags"])
-                print(f"{row['video']} [{row['start']:.1f}-{row['end']:.1f}s] {row['caption']} | {tags}")
-    else:
-        bad = sum("error" in r for r in rows)
-        print(f"{len(rows) - bad} clips, {bad} unreadable videos, in {args.output}")
-    return 1 if rows and all("error" in r for r in rows) else 0
+        return _print_rows(rows, "video", lambda r: f" [{r['start']:.1f}-{r['end']:.1f}s] {r['caption']} | "
+                           + ", ".join(f"{t['tag']} ({t['score']:.2f})" for t in r["tags"]))
+    bad = sum("error" in r for r in rows)
+    print(f"{len(rows) - bad} clips, {bad} unreadable videos, in {args.output}")
+    return _exit_code(rows)
 
 
 def cmd_train_video(args) -> int:
