@@ -16,7 +16,7 @@ from captioner.features import extract_features
 from captioner.images import expand_paths
 from captioner.metrics import evaluate_captions
 from captioner.models.decoder import CaptionDecoder
-from captioner.outputs import ResultWriter
+from captioner.outputs import result_writer
 from captioner.search import Caption, beam_search, greedy, next_words
 from captioner.text import Vocabulary
 from captioner.train import TrainConfig, Trainer
@@ -105,9 +105,7 @@ class Captioner:
         run resumes from its journal.
         """
         files = expand_paths(paths, recursive=recursive)
-        if output is None:
-            return self.caption_files(files, beam=beam, progress=progress)
-        with ResultWriter(output, key="image", kind="images") as writer:
+        with result_writer(output, key="image", kind="images") as writer:
             todo = [f for f in files if not writer.done(str(f))]
             for start in range(0, len(todo), chunk):
                 writer.add(self.caption_files(todo[start : start + chunk], beam=beam, progress=progress))

@@ -31,8 +31,8 @@ def load_split(records: list[CaptionRecord], images: Path, encoder: Encoder,
     names = [name for name in grouped if (images / name).is_file()]
     result = extract_features([images / n for n in names], encoder, progress=progress)
     problems += [f"{path}: {reason}" for path, reason in result.errors]
-    kept = {p: n for p, n in zip([images / n for n in names], names)}
-    names = [kept[p] for p in result.paths]
+    name_of = {images / n: n for n in names}
+    names = [name_of[p] for p in result.paths]
     return Split(names, result.paths, result.features["pooled"], [grouped[n] for n in names]), problems
 
 

@@ -153,3 +153,29 @@ def _drop_torn_tail(path: Path) -> None:
         with path.open("r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
         log.warning("%s: dropped a torn last line; that item will be done again", path)
+
+
+class MemoryWriter:
+    """A ResultWriter's stand-in when there is no output file: keeps the rows in memory."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+    def done(self, _key_value: str) -> bool:
+        """Nothing is done before a run without an output file."""
+        return False
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Keep ``rows``."""
+        self.rows.extend(rows)
+
+
+def result_writer(path: Path | None, key: str, kind: str) -> ResultWriter | MemoryWriter:
+    """A resumable ResultWriter for ``path``, or a MemoryWriter when there is no path."""
+    return ResultWriter(path, key, kind) if path is not None else MemoryWriter()

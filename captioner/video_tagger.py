@@ -19,7 +19,7 @@ from captioner.encoders.imagenet import class_names
 from captioner.errors import BundleError, CaptionerError
 from captioner.features import encode_images
 from captioner.models.clip import ClipModel
-from captioner.outputs import ResultWriter
+from captioner.outputs import result_writer
 from captioner.search import greedy
 from captioner.tagging import combine_clip_tags, representative_frame
 from captioner.text import Vocabulary
@@ -86,7 +86,7 @@ class VideoTagger:
         """
         options = options or TagOptions()
         files = [f for v in videos for f in find_videos(Path(v), recursive=recursive)]
-        with ResultWriter(output, key="video", kind="videos") if output else _NoWriter() as writer:
+        with result_writer(output, key="video", kind="videos") as writer:
             for path in tqdm(files, desc="tagging", unit="video", disable=not progress):
                 if not writer.done(str(path)):
                     writer.add(self.tag_video(path, options))
@@ -142,8 +142,7 @@ class VideoTagger:
 
     def clip_features(self, path: Path, fps: float) -> np.ndarray:
         """Pooled features (T, D) of a whole clip's sampled frames, for training."""
-        frames = list(sample_frames(path, fps=fps, size=self.encoder.input_size))
-        return encode_images([f.image for f in frames], self.encoder)["pooled"]
+        return clip_features(path, self.encoder, fps)
 
     @classmethod
     def train(cls, labels: Path, out: Path, videos: Path | None = None, fps: float = 2.0,
@@ -153,12 +152,10 @@ class VideoTagger:
         config = config or ClipTrainConfig()
         records = read_video_labels(labels, videos)
         enc = get_encoder(encoder)
-        reader = cls.__new__(cls)
-        reader.encoder = enc
         clips, kept, problems = [], [], []
         for record in tqdm(records, desc="encoding clips", unit="clip", disable=not progress):
             try:
-                clips.append(reader.clip_features(record.path, fps))
+                clips.append(clip_features(record.path, enc, fps))
                 kept.append(record)
             except CaptionerError as exc:
                 problems.append(str(exc))
@@ -178,23 +175,10 @@ class VideoTagger:
         return tagger
 
 
-class _NoWriter:
-    """Stands in for a ResultWriter when there is no output file: keeps rows in memory."""
-
-    def __init__(self):
-        self.rows: list[dict] = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def done(self, _key) -> bool:
-        return False
-
-    def add(self, rows: list[dict]) -> None:
-        self.rows.extend(rows)
+def clip_features(path: Path, encoder, fps: float) -> np.ndarray:
+    """Pooled features (T, D) of a whole clip's frames sampled at ``fps``."""
+    frames = list(sample_frames(path, fps=fps, size=encoder.input_size))
+    return encode_images([f.image for f in frames], encoder)["pooled"]
 
 
 __all__ = ["DEFAULT_ENCODER", "TagOptions", "VideoTagger"]

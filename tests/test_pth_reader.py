@@ -1,7 +1,6 @@
 import io
 import os
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -77,4 +76,3 @@ def test_reads_real_lite0_file():
     assert state["_bn0.num_batches_tracked"].dtype == np.int64
     # The stored layout is channels-last (converted from TF); the view must undo it.
     assert np.isfinite(stem).all() and 0.01 < float(np.abs(stem).mean()) < 10
-    assert struct.calcsize("<q") == 8
