@@ -29,13 +29,13 @@ def main() -> int:
         print(f"skipped: {args.images} is absent (the real photos live in ../shared/data)")
         return 0
     sys.path.insert(0, str(ROOT))
-    from captioner.api import Captioner
-    from captioner.features import extract_features
-    from captioner.images import find_images
+    from captioner import Captioner
+    from captioner.data.paths import IMAGE_EXTENSIONS, find_files
+    from captioner.encoders.features import extract_features
 
     captioner = Captioner.from_pretrained()
     encoder = captioner.encoder
-    paths = find_images(args.images)[: args.limit]
+    paths = find_files(args.images, IMAGE_EXTENSIONS)[0][: args.limit]
     n = len(paths)
 
     def cold(fn):

@@ -4,7 +4,7 @@
 
 Train = the official train split plus the unsplit photos of ../shared/data/flickr8k_mini,
 dev = its 115 dev photos; every score is BLEU-1..4 and CIDEr-D on a 0-100 scale, computed
-by captioner.metrics (equal to pycocoevalcap). Prints a Markdown table for the README.
+by captioner.evaluation.captions (equal to pycocoevalcap). Prints a Markdown table for the README.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ def main() -> int:
         print(f"skipped: {DATA} is absent (the real photos live in ../shared/data)")
         return 0
     sys.path.insert(0, str(ROOT))
-    from captioner.api import Captioner
-    from captioner.corpus import load_split, read_records
-    from captioner.metrics import evaluate_captions
-    from captioner.models.nearest import NearestCaptioner
+    from captioner import Captioner
+    from captioner.captioning.dataset import load_split, read_records
+    from captioner.captioning.nearest import NearestCaptioner
+    from captioner.evaluation.captions import evaluate_captions
 
     captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
     records = read_records(DATA / "Flickr8k.token.txt")

@@ -87,12 +87,13 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from PIL import Image
 
-    from captioner.encoders import get_encoder
-    from captioner.features import extract_features
-    from captioner.images import find_images, load_image, resize
+    from captioner.data.images import load_image, resize
+    from captioner.data.paths import IMAGE_EXTENSIONS, find_files
+    from captioner.encoders.features import extract_features
+    from captioner.encoders.registry import get_encoder
 
     encoder = get_encoder()  # converts into the fresh cache: not timed
-    paths = find_images(args.images)
+    paths = find_files(args.images, IMAGE_EXTENSIONS)[0]
     n = len(paths)
     size = encoder.input_size
     print(f"{n} photos from {args.images}; encoder {encoder.name}; batch {args.batch_size}")

@@ -30,10 +30,10 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import cv2
 
-    from captioner.encoders import get_encoder
-    from captioner.features import encode_images
-    from captioner.images import resize
-    from captioner.video import probe, sample_frames
+    from captioner.data.images import resize
+    from captioner.data.video import probe, sample_frames
+    from captioner.encoders.features import encode_images
+    from captioner.encoders.registry import get_encoder
 
     encoder = get_encoder()
     info = probe(args.clip)

@@ -26,17 +26,19 @@ def main() -> int:
         print(f"skipped: {VIDEO} is absent (the real clips live in ../shared/data)")
         return 0
     sys.path.insert(0, str(ROOT))
-    from captioner.api import TagOptions, VideoTagger
-    from captioner.metrics import evaluate_captions
-    from captioner.text import tokenize
-    from captioner.train_clips import ClipTrainConfig, fit_clip_model, predict_tags, tag_matrix
-    from captioner.video import probe
-    from captioner.video_formats import read_video_labels
+    from captioner import TagOptions, VideoTagger
+    from captioner.video.tagger import clip_features
+    from captioner.data.text import tokenize
+    from captioner.data.video import probe
+    from captioner.data.video_labels import read_video_labels
+    from captioner.evaluation.captions import evaluate_captions
+    from captioner.video.config import ClipTrainConfig
+    from captioner.video.train import fit_clip_model, predict_tags, tag_matrix
 
     tagger = VideoTagger.default()
     records = read_video_labels(VIDEO / "kinetics")
     names = sorted({t for r in records for t in r.tags})
-    clips = [tagger.clip_features(r.path, fps=2.0) for r in records]
+    clips = [clip_features(r.path, tagger.encoder, fps=2.0) for r in records]
     labels = tag_matrix([r.tags for r in records], names)
     config = ClipTrainConfig(units=32, epochs=40, seed=0)
     hits = []

@@ -1,4 +1,8 @@
-"""The ``captioner`` command: a thin layer over captioner.api. Errors print, never trace."""
+"""The ``captioner`` command: argument parsing, then one public API call per subcommand.
+
+Parsing needs no TensorFlow (``captioner --help`` and a bad flag answer at once); each
+subcommand imports the API it calls. A user's mistake prints one line, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,26 @@ import json
 import os
 import shlex
 import sys
+from dataclasses import fields
 from pathlib import Path
 
+from captioner.captioning.config import BOUNDS as TRAIN_BOUNDS
+from captioner.captioning.config import MONITORS, TrainConfig
+from captioner.checks import number_in
+from captioner.encoders import DEFAULT_ENCODER
 from captioner.errors import CaptionerError
+from captioner.files import printable
+from captioner.video.config import (
+    CLIP_TRAIN_BOUNDS,
+    MAX_CLIP_SECONDS,
+    MAX_FPS,
+    MIN_CLIP_SECONDS,
+    MIN_FPS,
+    ClipTrainConfig,
+    TagOptions,
+)
+
+MAX_BEAM, MAX_TOP_K = 50, 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +58,19 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def _number(name: str, low: float, high: float, integer: bool = False, low_open: bool = False):
+    """An argparse type: a finite number within bounds, or a one-line usage error."""
+
+    def parse(text: str):
+        try:
+            return number_in(name, text, low, high, integer=integer, low_open=low_open)
+        except CaptionerError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "integer" if integer else "number"
+    return parse
+
+
 def _print_jsonl(rows: list[dict]) -> None:
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
@@ -46,7 +80,7 @@ def _inputs(args) -> list[Path]:
     """The paths given, plus the bundled sample photos with --samples."""
     paths = list(args.paths)
     if args.samples:
-        from captioner.samples import sample_photos
+        from captioner.data.samples import sample_photos
 
         paths += sample_photos()
     if not paths:
@@ -54,18 +88,8 @@ def _inputs(args) -> list[Path]:
     return paths
 
 
-def cmd_classify(args) -> int:
-    from captioner import api
-
-    rows = api.classify(_inputs(args), k=args.top_k, recursive=args.recursive, encoder=args.encoder)
-    if args.json:
-        _print_jsonl(rows)
-        return _exit_code(rows)
-    return _print_rows(rows, "image", lambda r: ": " + ", ".join(f"{x['label']} ({x['score']:.3f})" for x in r["labels"]))
-
-
 def _exit_code(rows: list[dict]) -> int:
-    """1 when every file failed, else 0."""
+    """1 when every item failed, else 0."""
     return 1 if rows and all("error" in r for r in rows) else 0
 
 
@@ -76,76 +100,79 @@ def _print_rows(rows: list[dict], key: str, describe) -> int:
     return _exit_code(rows)
 
 
+def _report(rows: list[dict], output: Path, what: str) -> int:
+    """The one-line summary of a run with an output file, and the first few failures."""
+    bad = [r for r in rows if "error" in r]
+    if what == "images":
+        print(f"{len(rows)} images ({len(bad)} unreadable) in {output}")
+    else:
+        print(f"{len(rows) - len(bad)} clips, {len(bad)} unreadable videos, in {output}")
+    for row in bad[:10]:
+        print(f"  {row.get('image') or row.get('video')}: {row['error']}", file=sys.stderr)
+    return _exit_code(rows)
+
+
+def cmd_classify(args) -> int:
+    from captioner.encoders.classify import classify
+
+    rows = classify(_inputs(args), k=args.top_k, recursive=args.recursive, encoder=args.encoder)
+    if args.json:
+        _print_jsonl(rows)
+        return _exit_code(rows)
+    return _print_rows(rows, "image", lambda r: ": " + ", ".join(
+        f"{x['label']} ({x['score']:.3f})" for x in r["labels"]))
+
+
 def cmd_caption(args) -> int:
-    from captioner.api import Captioner
+    from captioner.captioning.captioner import Captioner
 
     captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
-    rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive, output=args.output)
+    rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
+                             output=args.output, overwrite=args.overwrite)
     if args.output is None:
         return _print_rows(rows, "image", lambda r: f": {r['caption']}")
-    bad = sum("error" in r for r in rows)
-    print(f"{len(rows)} images ({bad} unreadable) in {args.output}")
-    return _exit_code(rows)
+    return _report(rows, args.output, "images")
 
 
 def cmd_tag(args) -> int:
-    from captioner.video_tagger import TagOptions, VideoTagger
+    from captioner.video.tagger import VideoTagger
 
-    if args.overlap >= args.clip_seconds:
-        raise CaptionerError(f"--overlap ({args.overlap}) must be shorter than --clip-seconds ({args.clip_seconds})")
-    if (args.fps is not None and args.fps <= 0) or args.top_k < 1:
-        raise CaptionerError("--fps must be positive and --top-k at least 1")
-    tagger = VideoTagger.load(args.model) if args.model else VideoTagger.default()
     options = TagOptions(clip_seconds=args.clip_seconds, overlap=args.overlap, fps=args.fps,
-                         top_k=args.top_k, shots=args.shots)
-    rows = tagger.tag(args.videos, options, recursive=args.recursive, output=args.output)
+                         top_k=args.top_k, shots=args.shots)  # checked before any model loads
+    tagger = VideoTagger.load(args.model) if args.model else VideoTagger.default()
+    rows = tagger.tag(args.videos, options, recursive=args.recursive, output=args.output,
+                      overwrite=args.overwrite)
     if args.output is None:
         return _print_rows(rows, "video", lambda r: f" [{r['start']:.1f}-{r['end']:.1f}s] {r['caption']} | "
                            + ", ".join(f"{t['tag']} ({t['score']:.2f})" for t in r["tags"]))
-    bad = sum("error" in r for r in rows)
-    print(f"{len(rows) - bad} clips, {bad} unreadable videos, in {args.output}")
-    return _exit_code(rows)
+    return _report(rows, args.output, "clips")
 
 
-def cmd_train_video(args) -> int:
-    from dataclasses import fields
-
-    from captioner.train_clips import ClipTrainConfig
-    from captioner.video_tagger import VideoTagger
-
-    overrides = {f.name: getattr(args, f.name) for f in fields(ClipTrainConfig)
-                 if getattr(args, f.name, None) is not None}
-    VideoTagger.train(args.labels, args.out, videos=args.videos, fps=args.fps, encoder=args.encoder,
-                      config=ClipTrainConfig(**overrides), command=shlex.join(["captioner", *args.argv]))
-    print(f"saved {args.out}")
-    return 0
-
-
-def _config_flags(parser: argparse.ArgumentParser, config) -> None:
-    """One flag per field of a config dataclass, typed by its default."""
-    for name, value in vars(config).items():
-        flag = "--" + name.replace("_", "-")
-        if name == "monitor":
-            parser.add_argument(flag, choices=["loss", "bleu4", "cider"], help=f"early stopping on (default {value})")
-        elif name == "pooling":
-            parser.add_argument(flag, choices=["lstm", "mean"], help=f"default {value}")
-        else:
-            parser.add_argument(flag, type=type(value), help=f"default {value}")
+def _overrides(args, config_class) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(config_class)
+            if getattr(args, f.name, None) is not None}
 
 
 def cmd_train(args) -> int:
-    from dataclasses import fields
+    from captioner.captioning.captioner import Captioner
 
-    from captioner.api import Captioner
-    from captioner.train import TrainConfig
-
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
-    captioner = Captioner.train(args.data, args.images, args.out, encoder=args.encoder,
-                                config=TrainConfig(**overrides), resume=args.resume, lm_data=args.lm_data,
+    config = TrainConfig(**_overrides(args, TrainConfig))
+    captioner = Captioner.train(args.data, args.images, args.out, encoder=args.encoder, config=config,
+                                resume=args.resume, overwrite=args.overwrite, lm_data=args.lm_data,
                                 command=shlex.join(["captioner", *args.argv]))
     print(f"saved {args.out}")
     for name, scores in captioner.card["dev_scores"].items():
         print(f"dev {name}: " + _score_line(scores))
+    return 0
+
+
+def cmd_train_video(args) -> int:
+    from captioner.video.tagger import VideoTagger
+
+    config = ClipTrainConfig(**_overrides(args, ClipTrainConfig))
+    VideoTagger.train(args.labels, args.out, videos=args.videos, fps=args.fps, encoder=args.encoder,
+                      config=config, command=shlex.join(["captioner", *args.argv]))
+    print(f"saved {args.out}")
     return 0
 
 
@@ -154,16 +181,17 @@ def _score_line(scores: dict) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from captioner.api import Captioner
+    from captioner.captioning.captioner import Captioner
 
     captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
     scores = captioner.evaluate(args.data, args.images, split=args.split or None, beam=args.beam,
                                 per_image=args.per_image is not None)
     for problem in scores["problems"][:10]:
         print(f"skipped {problem}", file=sys.stderr)
-    print(f"{scores['images']} images, beam {args.beam}: " + _score_line(scores))
+    beam = captioner.decoding(args.beam)["beam"]
+    print(f"{scores['images']} images, beam {beam}: " + _score_line(scores))
     if args.per_image is not None:
-        from captioner.writers import write_jsonl
+        from captioner.results.writers import write_jsonl
 
         rows = [{"image": name, **row} for name, row in scores["per_image"].items()]
         write_jsonl(args.per_image, rows)
@@ -171,40 +199,60 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _config_flags(parser: argparse.ArgumentParser, config, bounds: dict) -> None:
+    """One flag per field of a config dataclass, typed and bounded like the field."""
+    for name, value in vars(config).items():
+        flag = "--" + name.replace("_", "-")
+        if name == "monitor":
+            parser.add_argument(flag, choices=list(MONITORS), help=f"early stopping on (default {value})")
+        elif name == "pooling":
+            parser.add_argument(flag, choices=["lstm", "mean"], help=f"default {value}")
+        else:
+            low, high = bounds[name]
+            kind = _number(name.replace("_", " "), low, high, integer=isinstance(value, int))
+            parser.add_argument(flag, type=kind, help=f"default {value}")
+
+
+def _output_flags(parser: argparse.ArgumentParser, formats: str) -> None:
+    parser.add_argument("-o", "--output", type=Path, help=f"write {formats}; resumable")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start the output afresh (needed when the settings changed)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
+    """The argument parser for every subcommand (imports no TensorFlow)."""
     parser = _Parser(prog="captioner", description="Describe pictures and videos in words.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    top_k = _number("top k", 1, MAX_TOP_K, integer=True)
 
     p = sub.add_parser("classify", help="ImageNet labels for images (checks the encoder's weights)")
     p.add_argument("paths", nargs="*", type=Path, help="image files or folders")
     p.add_argument("--samples", action="store_true", help="add the sample photos that ship with scikit-image")
-    p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
+    p.add_argument("--top-k", type=top_k, default=5, help="labels per image (default 5)")
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
-    p.add_argument("--encoder", default="efficientnet_lite0", help="encoder name")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, help="encoder name")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     p.set_defaults(func=cmd_classify)
 
+    beam = _number("beam", 1, MAX_BEAM, integer=True)
     p = sub.add_parser("caption", help="caption images (files or folders)")
     p.add_argument("paths", nargs="*", type=Path, help="image files or folders")
     p.add_argument("--samples", action="store_true", help="add the sample photos that ship with scikit-image")
-    p.add_argument("-o", "--output", type=Path, help="write .jsonl, .csv or .json (COCO results); resumable")
-    p.add_argument("--beam", type=int, default=3, help="beam width (1: greedy; default 3)")
+    _output_flags(p, ".jsonl, .csv or .json (COCO results)")
+    p.add_argument("--beam", type=beam, help="beam width (1: greedy; default: the model card's)")
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
     p.set_defaults(func=cmd_caption)
 
-    from captioner.train import TrainConfig
-
-    defaults = TrainConfig()
     p = sub.add_parser("train", help="train a captioner on a caption file and an image folder")
     p.add_argument("--data", type=Path, required=True, help="caption file (Flickr token file, CSV, COCO, Karpathy JSON)")
     p.add_argument("--images", type=Path, required=True, help="folder holding the images")
-    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    p.add_argument("--encoder", default="efficientnet_lite0")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write (new, empty, or a bundle)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--overwrite", action="store_true", help="drop an interrupted run in --out and start again")
     p.add_argument("--lm-data", type=Path, help="caption text for language-model pre-training (with --lm-epochs)")
-    _config_flags(p, defaults)
+    _config_flags(p, TrainConfig(), TRAIN_BOUNDS)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="BLEU-1..4 and CIDEr-D of a captioner on a data set split")
@@ -212,22 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, required=True)
     p.add_argument("--split", default="test", help="split to score (default test; '' for all)")
     p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
-    p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
+    p.add_argument("--beam", type=beam, help="beam width (1: greedy; default: the model card's)")
     p.add_argument("--per-image", type=Path, help="also write per-image scores to this JSONL file")
     p.set_defaults(func=cmd_evaluate)
 
-    from captioner.train_clips import ClipTrainConfig
-    from captioner.video_tagger import TagOptions
-
     tag = TagOptions()
+    seconds = _number("clip seconds", MIN_CLIP_SECONDS, MAX_CLIP_SECONDS)
     p = sub.add_parser("tag", help="tags and a caption for every clip of videos")
     p.add_argument("videos", nargs="+", type=Path, help="video files or folders")
-    p.add_argument("-o", "--output", type=Path, help="write .jsonl, .csv, .vtt or .srt; resumable")
-    p.add_argument("--clip-seconds", type=float, default=tag.clip_seconds, help=f"clip length (default {tag.clip_seconds})")
-    p.add_argument("--overlap", type=float, default=tag.overlap, help="seconds shared by consecutive clips")
+    _output_flags(p, ".jsonl, .csv, .vtt or .srt")
+    p.add_argument("--clip-seconds", type=seconds, default=tag.clip_seconds,
+                   help=f"clip length, {MIN_CLIP_SECONDS:g} to {MAX_CLIP_SECONDS:g} (default {tag.clip_seconds})")
+    p.add_argument("--overlap", type=_number("overlap", 0, MAX_CLIP_SECONDS), default=tag.overlap,
+                   help="seconds shared by consecutive clips (less than --clip-seconds)")
     p.add_argument("--shots", action="store_true", help="cut clips at shot changes instead of fixed windows")
-    p.add_argument("--fps", type=float, help="frames sampled per second (default: 1, or the rate a --model was trained at)")
-    p.add_argument("--top-k", type=int, default=tag.top_k, help=f"tags per clip (default {tag.top_k})")
+    p.add_argument("--fps", type=_number("fps", MIN_FPS, MAX_FPS),
+                   help=f"frames sampled per second, {MIN_FPS:g} to {MAX_FPS:g} "
+                        "(default: 1, or the rate a --model was trained at)")
+    p.add_argument("--top-k", type=top_k, default=tag.top_k, help=f"tags per clip (default {tag.top_k})")
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     p.add_argument("--model", type=Path, help="clip-model bundle (default: tags from the bundled image models)")
     p.set_defaults(func=cmd_tag)
@@ -236,10 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, required=True,
                    help="folder of <tag>/<clip> folders, a .csv 'clip,tags', or an MSVD/MLDS .json")
     p.add_argument("--videos", type=Path, help="folder of the clips named in a .csv/.json (default: its folder)")
-    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    p.add_argument("--fps", type=float, default=2.0, help="frames sampled per second (default 2)")
-    p.add_argument("--encoder", default="efficientnet_lite0")
-    _config_flags(p, ClipTrainConfig())
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write (new, empty, or a bundle)")
+    p.add_argument("--fps", type=_number("fps", MIN_FPS, MAX_FPS), default=2.0,
+                   help="frames sampled per second (default 2)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER)
+    _config_flags(p, ClipTrainConfig(), CLIP_TRAIN_BOUNDS)
     p.set_defaults(func=cmd_train_video)
     return parser
 
@@ -247,13 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``captioner`` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    args.argv = argv
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")  # odd bytes in names never crash a print
     try:
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser().parse_args(argv)
+        args.argv = argv
         return args.func(args)
     except CaptionerError as exc:
-        print(f"captioner: error: {exc}", file=sys.stderr)
+        print(f"captioner: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("captioner: interrupted", file=sys.stderr)

@@ -1,12 +1,17 @@
-"""File-system helpers shared by every layer: the cache folder, atomic writes, content hashes."""
+"""File-system helpers shared by every layer: the cache folder, atomic writes, text and JSON
+reading with one-line errors, content hashes."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from captioner.errors import CaptionerError, FormatError
 
 CACHE_ENV = "CAPTIONER_CACHE"
 
@@ -49,8 +54,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """Text version of :func:`atomic_write_bytes` (UTF-8, see :func:`printable`)."""
+    atomic_write_bytes(path, printable(text).encode("utf-8"))
+
+
+def printable(text: str) -> str:
+    """Text that can always be printed or written as UTF-8.
+
+    A file name that is not valid UTF-8 (``caf\\xe9.jpg`` from an old Latin-1 disk) reaches
+    Python with surrogate escapes, which no UTF-8 file accepts; its stray bytes are shown as
+    ``\\xe9`` instead. Valid text comes back unchanged.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name produced
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
@@ -60,3 +78,26 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_text(path: Path, error: type[CaptionerError] = FormatError) -> str:
+    """Read a whole UTF-8 text file, turning every way it can fail into one ``error`` line."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")  # -sig: drop a BOM left by spreadsheets
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, expected a file") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not UTF-8 text ({err})") from None
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({err.strerror})") from None
+
+
+def read_json(path: Path, error: type[CaptionerError] = FormatError) -> Any:
+    """Parse a JSON file; a missing, unreadable or invalid file raises one ``error`` line."""
+    try:
+        return json.loads(read_text(path, error))
+    except json.JSONDecodeError as err:
+        raise error(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None

@@ -34,14 +34,14 @@ def session_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def lite0(session_cache):
     """The real default encoder with its ImageNet weights (converted once per session)."""
-    from captioner.encoders import get_encoder
+    from captioner.encoders.registry import get_encoder
 
     return get_encoder()
 
 
 @pytest.fixture(scope="session")
 def sample_photos():
-    from captioner.samples import sample_photos
+    from captioner.data.samples import sample_photos
 
     return sample_photos()
 

@@ -7,8 +7,8 @@ import pytest
 from conftest import write_photo
 from test_cli import run_cli
 
-from captioner.api import Captioner
-from captioner.writers import read_rows
+from captioner.captioning.captioner import Captioner
+from captioner.results.writers import read_rows
 
 
 @pytest.fixture()
@@ -50,7 +50,8 @@ def test_resumed_caption_run_writes_each_image_once(photo_folder, tmp_path):
     names = [r["image"] for r in rows]
     assert len(names) == len(set(names)) == 6
     assert "6 images" in proc.stdout
-    assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "no journal or temp left"
+    hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert hidden == [".captions.csv.settings.json"], "no journal or temp left, only the settings"
 
 
 def test_coco_results_output(photo_folder, tmp_path):
@@ -74,8 +75,8 @@ def test_bundled_captions_depend_on_the_photo():
     than against another photo's: the decoder reads the image, not just the language."""
     from conftest import FLICKR, need
 
-    from captioner.corpus import load_split, read_records
-    from captioner.metrics import evaluate_captions
+    from captioner.captioning.dataset import load_split, read_records
+    from captioner.evaluation.captions import evaluate_captions
 
     need(FLICKR)
     captioner = Captioner.from_pretrained()

@@ -2,11 +2,12 @@
 
 import pytest
 
-from captioner.features import encode_images
-from captioner.metrics import evaluate_tags, mean_average_precision
-from captioner.synthetic import MOTIONS, TAGS, shape_clips
-from captioner.train_clips import ClipTrainConfig, fit_clip_model, predict_tags, tag_matrix
-from captioner.video import sample_frames, write_video
+from captioner.data.synthetic import MOTIONS, TAGS, shape_clips
+from captioner.data.video import sample_frames, write_video
+from captioner.encoders.features import encode_images
+from captioner.evaluation.tags import evaluate_tags, mean_average_precision
+from captioner.video.config import ClipTrainConfig
+from captioner.video.train import fit_clip_model, predict_tags, tag_matrix
 
 FPS = 8.0
 

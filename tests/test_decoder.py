@@ -4,11 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-from captioner.metrics import evaluate_captions
-from captioner.models.decoder import CaptionDecoder
-from captioner.search import beam_search, greedy, next_words
-from captioner.text import Vocabulary
-from captioner.train import TrainConfig, Trainer, build_decoder
+from captioner.captioning.decoder import CaptionDecoder
+from captioner.captioning.search import beam_search, greedy, next_words
+from captioner.captioning.config import TrainConfig
+from captioner.captioning.train import Trainer, build_decoder
+from captioner.data.text import Vocabulary
+from captioner.evaluation.captions import evaluate_captions
 
 SCENES = [
     ["a red square on the left", "a red box at the left"],

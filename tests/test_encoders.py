@@ -3,11 +3,11 @@ import time
 import numpy as np
 import pytest
 
-from captioner.encoders import get_encoder, list_encoders
-from captioner.encoders import lite0 as lite0_module
+from captioner.data.images import load_image, resize
+from captioner.encoders import lite0 as lite0_module  # noqa: F401
 from captioner.encoders.imagenet import class_names, top_k
+from captioner.encoders.registry import get_encoder, list_encoders
 from captioner.errors import EncoderError
-from captioner.images import load_image, resize
 
 CAT_CLASSES = {"Egyptian cat", "tabby", "tiger cat"}
 
@@ -80,3 +80,27 @@ def test_keras_download_fails_fast_with_a_clear_message(tmp_path, monkeypatch):
         pytest.skip("this machine is online: Keras downloaded the weights")
     assert time.monotonic() - start < 60
     assert ".h5" in message and str(tmp_path / "models") in message
+
+
+# The keras.applications module whose preprocess_input each backbone was trained with.
+FAMILIES = {"mobilenet_v3_small": "mobilenet_v3", "mobilenet_v3_large": "mobilenet_v3",
+            "efficientnet_b0": "efficientnet", "inception_v3": "inception_v3", "resnet50": "resnet50"}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_keras_backbones_see_pixels_as_their_family_preprocesses_them(name):
+    """What reaches the backbone equals that family's own preprocess_input on the same pixels."""
+    import importlib
+
+    import keras
+
+    encoder = get_encoder(name, weights=None)
+    names = {layer.name for layer in encoder.model.layers}
+    fed = (keras.Model(encoder.model.input, encoder.model.get_layer("normalize").output)
+           if "normalize" in names else (lambda x: x))  # Keras' own preprocessing is inside
+    rng = np.random.default_rng(2)
+    pixels = rng.uniform(0, 255, (2, encoder.input_size, encoder.input_size, 3)).astype(np.float32)
+    pixels[0, :4, :4] = [255, 0, 0]  # a pure red corner: a channel-order slip cannot hide
+    family = importlib.import_module(f"keras.applications.{FAMILIES[name]}")
+    expected = np.asarray(family.preprocess_input(pixels.copy()))
+    np.testing.assert_allclose(np.asarray(fed(pixels)), expected, rtol=1e-5, atol=1e-3)

@@ -1,7 +1,7 @@
 import numpy as np
 from conftest import write_photo
 
-from captioner.features import FeatureCache, extract_features
+from captioner.encoders.features import FeatureCache, extract_features
 
 
 def _count_calls(encoder, monkeypatch):
@@ -33,14 +33,15 @@ def test_features_skip_bad_files_and_keep_order(tmp_path, lite0, sample_photos, 
 
 def test_second_run_is_served_from_cache(tmp_path, lite0, sample_photos, monkeypatch):
     cache = FeatureCache(lite0, tmp_path / "cache")
-    first = extract_features(sample_photos, lite0, cache=cache, progress=False)
-    assert first.encoded == len(sample_photos)
     calls = _count_calls(lite0, monkeypatch)
+    first = extract_features(sample_photos, lite0, cache=cache, progress=False)
+    assert sum(calls) == len(sample_photos)
+    calls.clear()
     # a renamed copy of a photo is the same content: also a cache hit
     copy = tmp_path / "renamed.png"
     copy.write_bytes(sample_photos[1].read_bytes())
     second = extract_features([*sample_photos, copy], lite0, cache=cache, progress=False)
-    assert calls == [] and second.encoded == 0
+    assert calls == []
     np.testing.assert_array_equal(first.features["pooled"], second.features["pooled"][:-1])
     np.testing.assert_array_equal(second.features["pooled"][1], second.features["pooled"][-1])
 
@@ -52,7 +53,45 @@ def test_cache_key_includes_kind_and_weights(tmp_path, lite0, monkeypatch):
     calls = _count_calls(lite0, monkeypatch)
     extract_features([path], lite0, kinds=("pooled", "spatial"), cache=cache, progress=False)
     assert calls == [1], "a kind not cached yet must be computed"
-    assert "imagenet" in str(cache.root)
+
+
+def test_cache_key_changes_with_the_code_and_the_layers(lite0, monkeypatch):
+    """Features made by other preprocessing or another network are never served from the cache."""
+    from pathlib import Path
+
+    from captioner.encoders import features
+
+    before = FeatureCache(lite0).root
+    assert FeatureCache(lite0).root == before  # the same encoder, the same place
+    real = Path.read_bytes
+
+    def edited(path):
+        data = real(path)
+        return data + b"\n# a changed resize" if path.name == "images.py" else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert FeatureCache(lite0).root != before
+    monkeypatch.undo()
+    other = features.Encoder(lite0.name, lite0.input_size, lite0.model, lite0.weights_id)
+    monkeypatch.setattr(other.model, "get_config", lambda: {"layers": "another network"})
+    assert FeatureCache(other).root != before
+
+
+def test_features_of_random_weights_are_never_cached(tmp_path, monkeypatch):
+    import pytest
+
+    from captioner.encoders.registry import get_encoder
+    from captioner.errors import CaptionerError
+
+    random = get_encoder("mobilenet_v3_small", weights=None)
+    path = write_photo(tmp_path / "p.jpg")
+    calls = _count_calls(random, monkeypatch)
+    first = extract_features([path], random, progress=False)
+    second = extract_features([path], random, progress=False)
+    assert calls == [1, 1], "random weights: every run encodes again"
+    np.testing.assert_array_equal(first.features["pooled"], second.features["pooled"])
+    with pytest.raises(CaptionerError, match="random"):
+        FeatureCache(random)
 
 
 def test_no_cache_and_all_bad(tmp_path, lite0):

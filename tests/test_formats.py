@@ -1,4 +1,4 @@
-"""Tests for the caption file readers of captioner.formats, on small files of each format."""
+"""Tests for the caption file readers of captioner.data.caption_sets, on small files of each format."""
 
 import json
 import logging
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from captioner.errors import FormatError
-from captioner.formats import (
+from captioner.data.caption_sets import (
     CaptionRecord,
     find_flickr_splits,
     group_by_image,
@@ -17,6 +16,7 @@ from captioner.formats import (
     read_flickr_tokens,
     read_karpathy,
 )
+from captioner.errors import FormatError
 
 FLICKR = (
     "1000268201_693b08cb0e.jpg#0\tA child in a pink dress is climbing up a set of stairs .\n"
@@ -36,7 +36,7 @@ def _write(path: Path, text: str) -> Path:
 
 def test_flickr_tokens_records_quirk_and_problems(tmp_path, caplog) -> None:
     path = _write(tmp_path / "Flickr8k.token.txt", FLICKR)
-    with caplog.at_level(logging.WARNING, logger="captioner.formats"):
+    with caplog.at_level(logging.WARNING, logger="captioner.data.caption_sets"):
         result = read_flickr_tokens(path)
     assert result.records == [
         CaptionRecord(
@@ -275,7 +275,7 @@ def test_broken_json_raises(tmp_path) -> None:
     "reader", [read_flickr_tokens, read_captions_csv, read_coco, read_karpathy, read_captions]
 )
 def test_missing_file_raises_format_error(tmp_path, reader) -> None:
-    with pytest.raises(FormatError, match="absent.txt: caption file not found"):
+    with pytest.raises(FormatError, match="absent.txt: file not found"):
         reader(tmp_path / "absent.txt")
 
 

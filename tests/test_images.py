@@ -4,8 +4,8 @@ import pytest
 from conftest import write_photo
 from PIL import Image
 
+from captioner.data.images import load_image, resize
 from captioner.errors import ImageError
-from captioner.images import expand_paths, find_images, load_image, resize
 
 
 @pytest.mark.parametrize(
@@ -97,19 +97,6 @@ def test_missing_file_and_pixel_limit(tmp_path):
     with pytest.raises(ImageError, match="exceeds the limit"):
         load_image(path, max_pixels=5000)
     assert load_image(path, max_pixels=10_000).shape == (100, 100, 3)
-
-
-def test_find_images_by_extension_case_insensitive(tmp_path):
-    write_photo(tmp_path / "A.JPG")
-    write_photo(tmp_path / "b.png")
-    (tmp_path / "notes.txt").write_text("x")
-    write_photo(tmp_path / "sub" / "c.webp", fmt="WEBP")
-    assert [p.name for p in find_images(tmp_path)] == ["A.JPG", "b.png"]
-    assert [p.name for p in find_images(tmp_path, recursive=True)] == ["A.JPG", "b.png", "c.webp"]
-    both = expand_paths([tmp_path / "b.png", tmp_path], recursive=False)
-    assert [p.name for p in both] == ["b.png", "A.JPG"]
-    with pytest.raises(ImageError):
-        find_images(tmp_path / "missing")
 
 
 def test_resize_gives_square_input():

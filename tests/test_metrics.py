@@ -1,4 +1,4 @@
-"""Tests for captioner.metrics: equal to pycocoevalcap's Bleu(4) and Cider to 1e-6."""
+"""Tests for captioner.evaluation.captions: equal to pycocoevalcap's Bleu(4) and Cider to 1e-6."""
 
 import math
 import random
@@ -8,10 +8,10 @@ import pytest
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 
+from captioner.data.caption_sets import group_by_image, read_flickr_tokens
+from captioner.data.text import tokenize
 from captioner.errors import CaptionerError
-from captioner.formats import group_by_image, read_flickr_tokens
-from captioner.metrics import bleu_scores, cider_d, evaluate_captions
-from captioner.text import tokenize
+from captioner.evaluation.captions import bleu_scores, cider_d, evaluate_captions
 
 TOKEN_FILE = (
     Path(__file__).parents[1] / ".." / "shared" / "data" / "flickr8k_mini" / "Flickr8k.token.txt"

@@ -1,12 +1,12 @@
-"""Tests for captioner.models.nearest: the nearest-photo and consensus caption baselines."""
+"""Tests for captioner.captioning.nearest: the nearest-photo and consensus caption baselines."""
 
 import numpy as np
 import pytest
 
+from captioner.captioning.nearest import NearestCaptioner
+from captioner.data.text import tokenize
 from captioner.errors import CaptionerError
-from captioner.metrics import bleu_scores, cider_d
-from captioner.models.nearest import NearestCaptioner
-from captioner.text import tokenize
+from captioner.evaluation.captions import bleu_scores, cider_d
 
 TOPICS = {
     "dog": ["a brown dog runs on the grass", "a dog plays with a ball", "the dog jumps"],

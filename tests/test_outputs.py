@@ -1,4 +1,4 @@
-"""Tests for captioner.outputs.ResultWriter: interrupted batch runs resume, finished ones redo nothing."""
+"""Tests for captioner.results.journal.ResultWriter: interrupted batch runs resume, finished ones redo nothing."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from captioner.errors import FormatError
-from captioner.outputs import ResultWriter
-from captioner.writers import read_rows
+from captioner.errors import CaptionerError, FormatError
+from captioner.results.journal import ResultWriter
+from captioner.results.writers import read_rows
 
 ITEMS = [f"img/{i:03d}.jpg" for i in range(5)]
 
@@ -40,7 +40,12 @@ def run(path: Path, items=ITEMS, crash_after: int | None = None, **options) -> l
 
 
 def journal(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial.jsonl")
+    return path.with_name(f".{path.name}.journal.jsonl")
+
+
+def left_beside(path: Path) -> list[str]:
+    """What a run leaves in the output's folder besides its settings (also its lock)."""
+    return sorted(p.name for p in path.parent.iterdir() if p.name != f".{path.name}.settings.json")
 
 
 def final_images(path: Path) -> list:
@@ -61,7 +66,8 @@ def test_interrupted_run_resumes_and_each_item_is_written_once(tmp_path, name) -
         assert written == [0, 1, 2, 4]
     else:
         assert written == ITEMS and read_rows(path)[3] == caption(ITEMS[3])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no journal, no temp files
+    kept = [journal(path).name] if name == "out.json" else []  # COCO results keep their rows there
+    assert left_beside(path) == sorted([name, *kept])  # no temp files
 
 
 @pytest.mark.parametrize("name", ["out.jsonl", "out.csv"])
@@ -71,13 +77,18 @@ def test_finished_run_rerun_does_nothing_and_rewrites_the_same(tmp_path, name) -
     before = path.read_bytes()
     assert run(path) == []
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert left_beside(path) == [name]
 
 
-def test_only_the_journal_counts_for_formats_that_cannot_be_read_back(tmp_path) -> None:
+def test_outputs_that_cannot_be_read_back_keep_their_journal(tmp_path) -> None:
     path = tmp_path / "results.json"
-    run(path)
-    assert run(path) == ITEMS  # documented: COCO results lose rows, so a finished run is redone
+    run(path, ITEMS[:2])
+    assert run(path) == ITEMS[2:]  # the journal remembers what COCO results cannot say
+    assert final_images(path) == [0, 1, 2, 4]
+    journal(path).unlink()  # without it, the rows of the file would be lost: refuse
+    with pytest.raises(FormatError, match="cannot be read back"):
+        run(path)
+    assert run(path, overwrite=True) == ITEMS
 
 
 def test_new_items_come_after_old_ones(tmp_path) -> None:
@@ -106,25 +117,11 @@ def test_crash_between_output_and_journal_removal_gives_no_duplicates(tmp_path) 
     assert final_images(path) == ITEMS
 
 
-def test_errors_count_as_done_unless_retried(tmp_path) -> None:
+def test_errors_count_as_done(tmp_path) -> None:
     path = tmp_path / "out.jsonl"
     run(path)
     assert run(path) == []
-    writer = ResultWriter(path, "image", "images", retry_errors=True)
-    assert [image for image in ITEMS if not writer.done(image)] == [ITEMS[3]]
-    writer.add([{"image": ITEMS[3], "caption": "fixed"}])
-    writer.close()
-    assert read_rows(path)[3] == {"image": ITEMS[3], "caption": "fixed"}  # in its old place
-    assert len(read_rows(path)) == 5
-
-
-def test_retry_interrupted_keeps_the_retried_row(tmp_path) -> None:
-    path = tmp_path / "out.jsonl"
-    run(path)
-    with pytest.raises(Crash), ResultWriter(path, "image", "images", retry_errors=True) as writer:
-        writer.add([{"image": ITEMS[3], "caption": "fixed"}])
-        raise Crash
-    assert ResultWriter(path, "image", "images").rows[3] == {"image": ITEMS[3], "caption": "fixed"}
+    assert read_rows(path)[3] == caption(ITEMS[3])
 
 
 def test_adding_a_done_item_is_a_mistake(tmp_path) -> None:
@@ -178,4 +175,81 @@ def test_videos_resume_by_whole_video(tmp_path, name) -> None:
         assert text.count("-->") == 9 and text.count("[a.mp4]") == 3
     else:
         assert read_rows(path) == clips("a.mp4", 3) + clips("b.mp4", 2) + clips("c.mp4", 4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    kept = [journal(path).name] if path.suffix in (".vtt", ".srt") else []
+    assert left_beside(path) == sorted([name, *kept])
+
+
+def test_a_rerun_with_other_settings_is_refused_until_overwrite(tmp_path) -> None:
+    path = tmp_path / "out.jsonl"
+    run(path, ITEMS[:2], settings={"beam": 3, "model": "abc"})
+    assert run(path, settings={"beam": 3, "model": "abc"}) == ITEMS[2:]  # same settings: resume
+    with pytest.raises(CaptionerError, match="other settings.*beam 3 -> 5"):
+        run(path, settings={"beam": 5, "model": "abc"})
+    assert len(read_rows(path)) == 5  # nothing lost by the refusal
+    assert run(path, settings={"beam": 5, "model": "abc"}, overwrite=True) == ITEMS
+    with pytest.raises(CaptionerError, match="beam 5 -> 3"):
+        run(path, settings={"beam": 3, "model": "abc"})
+
+
+def test_a_second_run_into_the_same_output_is_refused_while_the_first_writes(tmp_path) -> None:
+    path = tmp_path / "out.jsonl"
+    with ResultWriter(path, "image", "images") as first:
+        first.add([caption(ITEMS[0])])
+        with pytest.raises(CaptionerError, match="another captioner run is writing"):
+            ResultWriter(path, "image", "images")
+    assert run(path) == ITEMS[1:]  # released when the first one finished
+
+
+def test_the_output_folder_is_made_and_checked_before_any_work(tmp_path) -> None:
+    path = tmp_path / "new" / "deeper" / "out.csv"
+    assert run(path) == ITEMS and path.is_file()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(CaptionerError, match="cannot write there"):
+        ResultWriter(blocker / "out.jsonl", "image", "images")
+
+
+def test_a_read_only_folder_fails_at_start(tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # what a read-only mount answers (root too)
+    with pytest.raises(CaptionerError, match="cannot write there.*Permission denied"):
+        ResultWriter(tmp_path / "out.jsonl", "image", "images")
+
+
+def test_json_output_never_overwrites_a_file_that_is_not_results(tmp_path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"precious": true}', encoding="utf-8")
+    with pytest.raises(FormatError, match="is not a results file"):
+        run(path)
+    assert path.read_text(encoding="utf-8") == '{"precious": true}'
+
+
+def test_one_image_spelled_relative_and_absolute_is_one_item(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "out.jsonl"
+    run(path, ["photos/a.jpg"])
+    assert run(path, [str(tmp_path / "photos" / "a.jpg"), "./photos/../photos/b.jpg"]) == [
+        "./photos/../photos/b.jpg"]
+    assert len(read_rows(path)) == 2
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.csv", "out.json"])
+def test_non_utf8_file_names_are_written_readably(tmp_path, name) -> None:
+    import os
+
+    from captioner.data.paths import display_path
+
+    odd = os.fsdecode(b"photos/caf\xe9.jpg")  # as Python sees a Latin-1 name
+    path = tmp_path / name
+    with ResultWriter(path, "image", "images") as writer:
+        writer.add([{"image": display_path(odd), "caption": "a cup", "score": -1.0}])
+        writer.add([{"image": odd, "error": f"cannot decode {odd}"}])  # a raw name slips through
+    text = path.read_text(encoding="utf-8")  # valid UTF-8
+    if name == "out.json":
+        assert json.loads(text)[0]["caption"] == "a cup"  # COCO results carry no file names
+    else:
+        assert [row["image"] for row in read_rows(path)] == ["photos/caf\\xe9.jpg"] * 2

@@ -76,3 +76,80 @@ def test_reads_real_lite0_file():
     assert state["_bn0.num_batches_tracked"].dtype == np.int64
     # The stored layout is channels-last (converted from TF); the view must undo it.
     assert np.isfinite(stem).all() and 0.01 < float(np.abs(stem).mean()) < 10
+
+
+def _tensor_file(tmp_path, monkeypatch, offset, shape, stride, numel=6, written=None):
+    """A legacy torch save of one float tensor view over one storage of ``numel`` floats.
+
+    The torch names the file refers to are stood in by a fake module, only while pickling,
+    so the bytes are what torch itself writes for a state dict.
+    """
+    import struct
+    import sys
+    import types
+
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    class FloatStorage:
+        pass
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called while pickling")
+
+    FloatStorage.__module__, FloatStorage.__qualname__ = "torch", "FloatStorage"
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    torch.FloatStorage, torch._utils, utils._rebuild_tensor_v2 = FloatStorage, utils, _rebuild_tensor_v2
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+
+    class View:
+        def __reduce__(self):
+            return (_rebuild_tensor_v2, (Storage(), offset, shape, stride, False, {}))
+
+    class Storage:
+        pass
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", FloatStorage, "0", "cpu", numel) if isinstance(obj, Storage) else None
+
+    buf = io.BytesIO()
+    for header in (LEGACY_MAGIC, 1001, {"little_endian": True}):
+        pickle.dump(header, buf, protocol=2)
+    Pickler(buf, protocol=2).dump({"w": View()})
+    pickle.dump(["0"], buf, protocol=2)
+    count = numel if written is None else written
+    buf.write(struct.pack("<q", count) + np.arange(numel, dtype=np.float32).tobytes())
+    path = tmp_path / "lying.pth"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_an_honest_view_reads_back(tmp_path, monkeypatch):
+    path = _tensor_file(tmp_path, monkeypatch, offset=1, shape=(2, 2), stride=(2, 1))
+    assert read_state_dict(path)["w"].tolist() == [[1, 2], [3, 4]]
+
+
+@pytest.mark.parametrize(
+    "offset, shape, stride, reason",
+    [
+        (4, (2, 2), (2, 1), "reaches past the end"),  # offset pushes the view out
+        (0, (2, 3), (4, 1), "reaches past the end"),  # strides reach beyond 6 floats
+        (0, (10**9, 10**9), (0, 0), "larger than its storage"),  # a huge shape, no memory
+        (-1, (2,), (1,), "malformed"),
+        (0, (2, 2), (1,), "malformed"),
+    ],
+)
+def test_tensor_views_that_lie_about_their_storage_are_refused(tmp_path, monkeypatch, offset, shape,
+                                                                stride, reason):
+    path = _tensor_file(tmp_path, monkeypatch, offset, shape, stride)
+    with pytest.raises(EncoderError, match=reason):
+        read_state_dict(path)
+
+
+def test_a_storage_larger_than_the_file_is_refused_before_reading(tmp_path, monkeypatch):
+    path = _tensor_file(tmp_path, monkeypatch, 0, (2,), (1,), written=10**15)
+    with pytest.raises(EncoderError, match="more than the file holds"):
+        read_state_dict(path)

@@ -1,4 +1,4 @@
-"""Tests for the tag metrics of captioner.metrics: AP, mAP, YouTube-8M's GAP@k, hit@1, P/R@k.
+"""Tests for the tag metrics of captioner.evaluation.tags: AP, mAP, YouTube-8M's GAP@k, hit@1, P/R@k.
 
 References are written here with other algorithms than the module's (counting instead of
 sorting; YouTube-8M's regroup-by-tag pipeline for GAP); scikit-learn is compared too when it
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from captioner.errors import CaptionerError
-from captioner.metrics import (
+from captioner.evaluation.tags import (
     average_precision,
     evaluate_tags,
     gap_at_k,

@@ -1,12 +1,12 @@
-"""Tests for captioner.text: the punctuation rule, tokens and the vocabulary."""
+"""Tests for captioner.data.text: the punctuation rule, tokens and the vocabulary."""
 
 import json
 
 import numpy as np
 import pytest
 
+from captioner.data.text import SPECIALS, Vocabulary, normalize, tokenize
 from captioner.errors import FormatError
-from captioner.text import SPECIALS, Vocabulary, normalize, tokenize
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from captioner.data.video_labels import read_video_labels
 from captioner.errors import FormatError
-from captioner.video_formats import read_video_labels
 
 
 def test_csv_multi_label(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for the result writers of captioner.formats: each format written, then parsed back."""
+"""Tests for the result writers of captioner.data.caption_sets: each format written, then parsed back."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from captioner.errors import FormatError
-from captioner.writers import (
+from captioner.results.writers import (
     CSV_COLUMNS,
     coco_image_id,
     read_rows,
@@ -184,9 +184,14 @@ def test_coco_results(tmp_path) -> None:
     write_coco_results(path, IMAGES)
     results = json.loads(path.read_text(encoding="utf-8"))
     assert all(set(r) == {"image_id", "caption"} for r in results)
-    assert [r["image_id"] for r in results] == [42, "dög.png", "1000268201_693b08cb0e.jpg"]
+    # One id type per file: "dög.png" has no digits, so every id is the file name.
+    assert [r["image_id"] for r in results] == [
+        "COCO_val2014_000000000042.jpg", "dög.png", "1000268201_693b08cb0e.jpg"]
+    numbered = [row for row in IMAGES if row["image"].endswith("42.jpg")]
+    write_coco_results(path, numbered + [{"image": "x/7.png", "caption": "y"}])
+    assert [r["image_id"] for r in json.loads(path.read_text(encoding="utf-8"))] == [42, 7]
     with pytest.raises(FormatError, match="both give COCO image_id 42"):
-        write_coco_results(path, IMAGES + [{"image": "other/42.jpg", "caption": "x"}])
+        write_coco_results(path, numbered + [{"image": "other/42.jpg", "caption": "x"}])
 
 
 def test_webvtt(tmp_path) -> None:
@@ -241,5 +246,6 @@ def test_write_rows_dispatch_leaves_no_temp_files(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["a.jsonl", "a.csv", "a.JSON", "v.jsonl", "v.csv", "v.vtt", "v.srt"]
     )
-    assert json.loads((tmp_path / "a.JSON").read_text(encoding="utf-8"))[0]["image_id"] == 42
+    first = json.loads((tmp_path / "a.JSON").read_text(encoding="utf-8"))[0]
+    assert first["image_id"] == "COCO_val2014_000000000042.jpg"
     assert (tmp_path / "v.srt").read_text(encoding="utf-8").startswith("1\n")

@@ -1,40 +1,7 @@
-"""Pretrained CNN encoders behind one registry: ``get_encoder(name)``."""
+"""Encoders: pretrained CNNs that turn images into features (``registry.get_encoder``), and
+the batched, cached feature extraction on top of them (``features``).
 
-from __future__ import annotations
-
-from captioner.encoders.base import Encoder
-from captioner.encoders.keras_apps import BACKBONES, build_keras_backbone
-from captioner.encoders.lite0 import INPUT_SIZE as LITE0_SIZE
-from captioner.encoders.lite0 import load_lite0
-from captioner.errors import EncoderError
-from captioner.files import cache_dir
+Kept free of imports so that naming the default encoder does not load TensorFlow.
+"""
 
 DEFAULT_ENCODER = "efficientnet_lite0"
-
-
-def list_encoders() -> list[str]:
-    """Names accepted by :func:`get_encoder`, the default first."""
-    return [DEFAULT_ENCODER, *BACKBONES]
-
-
-def get_encoder(name: str = DEFAULT_ENCODER, weights: str | None = "imagenet", fast: bool = True) -> Encoder:
-    """Load an encoder by name; ``weights=None`` gives random weights (for tests).
-
-    ``fast`` runs inference through a cached TFLite conversion when the encoder has one
-    (Lite0 with ImageNet weights); features are the same, within float rounding.
-    """
-    if name == DEFAULT_ENCODER:
-        folder = cache_dir() / "encoders"
-        model, weights_id = load_lite0(weights, folder)
-        encoder = Encoder(name, LITE0_SIZE, model, weights_id)
-        if fast and weights is not None:
-            from captioner.encoders.tflite_runner import runner_for
-
-            encoder.runner = runner_for(model, folder / f"{name}-{weights_id.split(':')[-1]}.tflite")
-        return encoder
-    if name in BACKBONES:
-        return build_keras_backbone(name, weights)
-    raise EncoderError(f"unknown encoder {name!r}; choose one of: {', '.join(list_encoders())}")
-
-
-__all__ = ["DEFAULT_ENCODER", "Encoder", "get_encoder", "list_encoders"]

@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from captioner.errors import EncoderError
+from captioner.topk import top_k_indices
 
 
 @lru_cache(maxsize=1)
@@ -29,5 +30,5 @@ def top_k(probabilities: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]
     """For each row of (N, 1000) probabilities, the k best (class name, probability) pairs."""
     names = class_names()
     probabilities = np.atleast_2d(probabilities)
-    best = np.argsort(-probabilities, axis=1)[:, :k]
+    best = top_k_indices(probabilities, k)
     return [[(names[i], float(row[i])) for i in idx] for row, idx in zip(probabilities, best)]

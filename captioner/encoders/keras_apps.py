@@ -16,7 +16,8 @@ from captioner.encoders.base import Encoder
 from captioner.encoders.layers import PixelNormalization
 from captioner.errors import EncoderError
 
-# name: (constructor, input size, preprocessing inside our graph or None if Keras has its own)
+# name: (constructor, input size, preprocessing inside our graph or None if Keras has its own).
+# Caffe-style ResNet: RGB is flipped to BGR first, so the means are in B, G, R order.
 BACKBONES = {
     "mobilenet_v3_small": ("MobileNetV3Small", 224, None),
     "mobilenet_v3_large": ("MobileNetV3Large", 224, None),
@@ -25,7 +26,7 @@ BACKBONES = {
     "resnet50": (
         "ResNet50",
         224,
-        {"offset": [123.68, 116.779, 103.939], "scale": 1.0, "reverse_channels": True},
+        {"offset": [103.939, 116.779, 123.68], "scale": 1.0, "reverse_channels": True},
     ),
 }
 

@@ -13,6 +13,7 @@ its raw little-endian bytes, in the order of those keys.
 from __future__ import annotations
 
 import collections
+import math
 import pickle
 import struct
 from dataclasses import dataclass
@@ -127,13 +128,16 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
             raise EncoderError(f"{path}: big-endian PyTorch files are not supported")
         state = _load_one(f, path)
         keys = _load_one(f, path)
+        if not isinstance(state, dict) or not isinstance(keys, list):
+            raise EncoderError(f"{path}: not a state dict file")
+        size = path.stat().st_size
         storages = {}
         for key in keys:
-            storages[key] = _read_storage(f, path, key, state)
-    return {name: _materialise(ref, storages) for name, ref in state.items()}
+            storages[key] = _read_storage(f, path, key, state, size)
+    return {name: _materialise(ref, storages, path, name) for name, ref in state.items()}
 
 
-def _read_storage(f, path: Path, key: str, state: dict) -> np.ndarray:
+def _read_storage(f, path: Path, key: str, state: dict, file_size: int) -> np.ndarray:
     dtype = next(
         (r.storage.dtype for r in state.values() if isinstance(r, _TensorRef) and r.storage.key == key),
         np.uint8,
@@ -143,16 +147,23 @@ def _read_storage(f, path: Path, key: str, state: dict) -> np.ndarray:
         raise EncoderError(f"{path}: file ends before storage {key}")
     (numel,) = struct.unpack("<q", header)
     nbytes = numel * np.dtype(dtype).itemsize
+    # Checked before reading: a lying count must not make us allocate what the file lacks.
+    if numel < 0 or nbytes > file_size - f.tell():
+        raise EncoderError(f"{path}: storage {key} claims {numel} elements, more than the file holds")
     raw = f.read(nbytes)
     if len(raw) != nbytes:
         raise EncoderError(f"{path}: file is truncated inside storage {key}")
     return np.frombuffer(raw, dtype=dtype)
 
 
-def _materialise(ref, storages: dict) -> np.ndarray:
+def _materialise(ref, storages: dict, path: Path, name: str) -> np.ndarray:
+    """The tensor a reference describes, after checking that it lies inside its storage."""
     if not isinstance(ref, _TensorRef):
-        raise EncoderError(f"state dict entry of unexpected type {type(ref).__name__}")
-    flat = storages[ref.storage.key]
+        raise EncoderError(f"{path}: state dict entry {name} of unexpected type {type(ref).__name__}")
+    flat = storages.get(ref.storage.key)
+    if flat is None:
+        raise EncoderError(f"{path}: tensor {name} points to storage {ref.storage.key}, which is absent")
+    _check_view(ref, len(flat), path, name)
     item = flat.itemsize
     view = np.lib.stride_tricks.as_strided(
         flat[ref.offset:],
@@ -161,3 +172,21 @@ def _materialise(ref, storages: dict) -> np.ndarray:
         writeable=False,
     )
     return np.array(view, order="C")  # own, contiguous copy
+
+
+def _check_view(ref: _TensorRef, numel: int, path: Path, name: str) -> None:
+    """Refuse offsets, shapes and strides that would read outside the storage or blow up memory."""
+    numbers = (ref.offset, *ref.shape, *ref.stride)
+    if len(ref.shape) != len(ref.stride) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
+        raise EncoderError(f"{path}: tensor {name} has a malformed shape {ref.shape} or stride {ref.stride}")
+    elements = math.prod(ref.shape)
+    # A weight never has more elements than its storage (no broadcast views in a state dict).
+    if elements > numel:
+        raise EncoderError(f"{path}: tensor {name} of shape {ref.shape} is larger than its storage "
+                           f"of {numel} elements")
+    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride)) if elements else 0
+    if elements and last >= numel or ref.offset > numel:
+        raise EncoderError(f"{path}: tensor {name} reaches past the end of its storage "
+                           f"(offset {ref.offset}, shape {ref.shape}, stride {ref.stride}, "
+                           f"storage of {numel} elements)")

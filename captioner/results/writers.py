@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from captioner.errors import FormatError
-from captioner.files import atomic_write_text
-from captioner.formats import read_text
+from captioner.files import atomic_write_text, printable, read_text
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,8 @@ def write_csv(
 
 
 def coco_image_id(image: str | os.PathLike) -> int | str:
-    """The COCO `image_id` of an image: the trailing digits of its file stem as an int, else its name.
+    """The COCO `image_id` an image would have alone: the trailing digits of its stem as an int,
+    else its file name.
 
     `COCO_val2014_000000123456.jpg` -> 123456, `123.jpg` -> 123, `1000268_ab0e.jpg` ->
     "1000268_ab0e.jpg" (the stem does not end in digits).
@@ -78,14 +78,16 @@ def coco_image_id(image: str | os.PathLike) -> int | str:
 def write_coco_results(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
     """Write image captions as COCO results, `[{"image_id", "caption"}]`; error rows left out.
 
-    Ids come from `coco_image_id`. Two images with the same id would make the COCO scores
-    wrong, so they raise FormatError instead.
+    Every id of one file has one type, as COCO tools expect: ints when every image's stem
+    ends in digits (`coco_image_id`), else every image's file name. Two images with the same
+    id would make the COCO scores wrong, so they raise FormatError instead.
     """
+    rows = [row for row in rows if "error" not in row]
+    ids = [coco_image_id(row["image"]) for row in rows]
+    if not all(isinstance(i, int) for i in ids):
+        ids = [Path(row["image"]).name for row in rows]
     results, seen = [], {}
-    for row in rows:
-        if "error" in row:
-            continue
-        image_id = coco_image_id(row["image"])
+    for row, image_id in zip(rows, ids):
         if image_id in seen:
             raise FormatError(
                 f"{path}: {row['image']} and {seen[image_id]} both give COCO image_id "
@@ -93,7 +95,7 @@ def write_coco_results(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) 
             )
         seen[image_id] = row["image"]
         results.append({"image_id": image_id, "caption": row["caption"]})
-    atomic_write_text(Path(path), json.dumps(results, ensure_ascii=False, default=_plain) + "\n")
+    atomic_write_text(Path(path), json_line(results))
 
 
 def write_webvtt(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
@@ -167,8 +169,30 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def json_line(value: Any) -> str:
-    """One JSON Lines line (with its newline); paths and NumPy numbers become plain JSON."""
-    return json.dumps(value, ensure_ascii=False, default=_plain) + "\n"
+    """One JSON Lines line (with its newline); paths and NumPy numbers become plain JSON.
+
+    Text that UTF-8 cannot hold (a non-UTF-8 file name) is made printable first, inside the
+    strings, so the line stays valid JSON.
+    """
+    line = json.dumps(value, ensure_ascii=False, default=_plain) + "\n"
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(_printable(value), ensure_ascii=False, default=_plain) + "\n"
+    return line
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every string (keys too) passed through ``files.printable``."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, os.PathLike):
+        return printable(os.fsdecode(value))
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 import numpy as np
 
+from captioner.captioning.train import encode_captions
+from captioner.data.text import Vocabulary
 from captioner.errors import CaptionerError
-from captioner.models.clip import ClipModel
-from captioner.text import Vocabulary
-from captioner.train import encode_captions
-
-
-@dataclass
-class ClipTrainConfig:
-    """Every knob of a clip-model run; saved in the bundle's card."""
-
-    units: int = 128
-    dropout: float = 0.3
-    pooling: str = "lstm"
-    learning_rate: float = 3e-3
-    batch_size: int = 16
-    epochs: int = 40
-    patience: int = 8
-    max_frames: int = 32
-    caption_units: int = 256
-    caption_embed_dim: int = 128
-    max_length: int = 20
-    min_count: int = 1
-    seed: int = 0
+from captioner.video.clip_model import ClipModel
+from captioner.video.config import ClipTrainConfig
 
 
 def tag_matrix(tag_lists, tags) -> np.ndarray:

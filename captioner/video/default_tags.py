@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from captioner.text import tokenize
+from captioner.data.text import tokenize
+from captioner.topk import top_k_indices
 
 # Words that say nothing about what is in a picture (function words, colours of clothes
 # the captioner loves, generic verbs). A fixed list: NLTK's stopwords need a download.
@@ -33,7 +34,7 @@ def combine_clip_tags(probabilities: np.ndarray, class_names: tuple[str, ...], c
     """The clip's top-k tags from its frames' class probabilities (N, C) and captions."""
     scores: dict[str, float] = {}
     mean = probabilities.mean(axis=0)
-    for i in np.argsort(-mean, kind="stable")[:top_k]:
+    for i in top_k_indices(mean, top_k):
         scores[class_names[i]] = float(mean[i])
     counts: dict[str, int] = {}
     for caption in captions:

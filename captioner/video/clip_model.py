@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from captioner.models.decoder import CaptionDecoder
+from captioner.captioning.decoder import CaptionDecoder
 
 
 @keras.saving.register_keras_serializable(package="captioner")

@@ -45,9 +45,17 @@ from typing import Literal
 import numpy as np
 from scipy import sparse
 
+from captioner.data.text import tokenize
 from captioner.errors import CaptionerError
-from captioner.metrics import _SMALL, _TINY, BLEU_ORDERS, CIDER_ORDERS, CIDER_SIGMA, _ngrams
-from captioner.text import tokenize
+from captioner.evaluation.captions import (
+    _SMALL,
+    _TINY,
+    BLEU_ORDERS,
+    CIDER_ORDERS,
+    CIDER_SIGMA,
+    _ngrams,
+)
+from captioner.topk import top_k_indices
 
 Similarity = Literal["cider", "bleu"]
 _CHUNK = 1024  # query rows per cosine matrix product, to bound memory on big query sets
@@ -101,7 +109,7 @@ class NearestCaptioner:
         for start in range(0, len(queries), _CHUNK):
             sims = queries[start : start + _CHUNK] @ self._features.T
             for row, sim in enumerate(sims, start=start):
-                index[row] = _top_k(sim, k)
+                index[row] = top_k_indices(sim, k)
                 cosine[row] = sim[index[row]]
         return index, cosine
 
@@ -271,16 +279,6 @@ def _normalise(features: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm; an all-zero row stays zero (cosine 0 to everything)."""
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return features / np.maximum(norms, np.finfo(features.dtype).tiny)
-
-
-def _top_k(sim: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest values, by (-value, index): exact and deterministic ties."""
-    if k < len(sim):
-        cutoff = np.partition(sim, len(sim) - k)[len(sim) - k]
-        candidates = np.flatnonzero(sim >= cutoff)  # every tie at the cutoff, then sort
-    else:
-        candidates = np.arange(len(sim))
-    return candidates[np.lexsort((candidates, -sim[candidates]))][:k]
 
 
 def _gram(left: sparse.csr_array, right: sparse.csr_array) -> np.ndarray:

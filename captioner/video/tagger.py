@@ -1,49 +1,40 @@
 """VideoTagger: per-clip tags and captions for video files (part of the public API).
 
 Two ways to tag: the default, from the bundled image models alone (ImageNet labels and
-caption words pooled over a clip's frames, see captioner.tagging), or a trained ClipModel
-bundle (an LSTM over the clip's frame features, see captioner.models.clip).
+caption words pooled over a clip's frames, see captioner.video.default_tags), or a trained ClipModel
+bundle (an LSTM over the clip's frame features, see captioner.video.clip_model).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+import json
+import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from captioner.bundle import Bundle, load_bundle, save_bundle
-from captioner.encoders import DEFAULT_ENCODER, get_encoder
+from captioner.captioning.bundle import Bundle, check_target, load_bundle, make_card, save_bundle
+from captioner.captioning.captioner import Captioner
+from captioner.captioning.search import greedy
+from captioner.data.paths import VIDEO_EXTENSIONS, display_path, expand_paths
+from captioner.data.text import Vocabulary
+from captioner.data.video import probe, sample_frames
+from captioner.data.video_labels import read_video_labels
+from captioner.encoders import DEFAULT_ENCODER
+from captioner.encoders.features import encode_images
 from captioner.encoders.imagenet import class_names
+from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError
-from captioner.features import encode_images
-from captioner.models.clip import ClipModel
-from captioner.outputs import result_writer
-from captioner.search import greedy
-from captioner.tagging import combine_clip_tags, representative_frame
-from captioner.text import Vocabulary
-from captioner.train_clips import ClipTrainConfig, fit_clip_model, pad_clips, tag_matrix
-from captioner.video import (
-    assign_frames,
-    find_videos,
-    fixed_windows,
-    probe,
-    sample_frames,
-    shot_windows,
-)
-from captioner.video_formats import read_video_labels
-
-
-@dataclass
-class TagOptions:
-    """How a video is cut and tagged; one place for the defaults the CLI shows."""
-
-    clip_seconds: float = 5.0
-    overlap: float = 0.0
-    fps: float | None = None  # frames sampled per second; None: the bundle's training rate, else 1
-    top_k: int = 5
-    shots: bool = False
+from captioner.results.journal import result_writer
+from captioner.topk import top_k_indices
+from captioner.video.clip_model import ClipModel
+from captioner.video.config import ClipTrainConfig, TagOptions
+from captioner.video.default_tags import combine_clip_tags, representative_frame
+from captioner.video.train import fit_clip_model, pad_clips, tag_matrix
+from captioner.video.windows import assign_frames, fixed_windows, shot_windows
 
 
 class VideoTagger:
@@ -59,8 +50,6 @@ class VideoTagger:
     @classmethod
     def default(cls) -> VideoTagger:
         """The tagger that needs no video training: the bundled image captioner and ImageNet labels."""
-        from captioner.api import Captioner
-
         return cls(captioner=Captioner.from_pretrained())
 
     @classmethod
@@ -77,18 +66,31 @@ class VideoTagger:
             raise CaptionerError("the default tagger has nothing to save: it is the bundled captioner")
         return save_bundle(folder, self.bundle)
 
-    def tag(self, videos: list[Path], options: TagOptions | None = None, recursive: bool = False,
-            output: Path | None = None, progress: bool = True) -> list[dict]:
+    def run_settings(self, options: TagOptions) -> dict:
+        """What makes this tagger's rows: the model (by its card) and the options."""
+        card = self.bundle.card if self.bundle else self.captioner.card
+        digest = hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()
+        return {"model": digest[:16], **asdict(options)}
+
+    def tag(self, videos, options: TagOptions | None = None, recursive: bool = False,
+            output: Path | None = None, overwrite: bool = False, progress: bool = True) -> list[dict]:
         """Rows for every clip of every video found (``{"video", "error"}`` for a bad file).
 
-        With ``output`` (.jsonl, .csv, .vtt, .srt) the rows are written there atomically; a
-        re-run skips the videos already done and an interrupted run resumes.
+        ``videos``: a path (file or folder) or a list of them. With ``output`` (.jsonl, .csv,
+        .vtt, .srt) the rows are written there atomically; a re-run with the same settings
+        skips the videos already done, an interrupted run resumes, and a re-run with other
+        settings needs ``overwrite``.
         """
         options = options or TagOptions()
-        files = [f for v in videos for f in find_videos(Path(v), recursive=recursive)]
-        with result_writer(output, key="video", kind="videos") as writer:
+        if isinstance(videos, (str, os.PathLike)):
+            videos = [videos]
+        files, problems = expand_paths(videos, VIDEO_EXTENSIONS, recursive)
+        with result_writer(output, key="video", kind="videos", settings=self.run_settings(options),
+                           overwrite=overwrite) as writer:
+            writer.add([{"video": display_path(p), "error": reason} for p, reason in problems
+                        if not writer.done(p)])
             for path in tqdm(files, desc="tagging", unit="video", disable=not progress):
-                if not writer.done(str(path)):
+                if not writer.done(path):
                     writer.add(self.tag_video(path, options))
             return writer.rows
 
@@ -99,7 +101,9 @@ class VideoTagger:
             fps = options.fps or (self.bundle.card.get("fps", 1.0) if self.bundle else 1.0)
             frames = list(sample_frames(path, fps=fps, size=self.encoder.input_size))
         except CaptionerError as exc:
-            return [{"video": str(path), "error": str(exc).removeprefix(f"{path}: ")}]
+            return [{"video": display_path(path), "error": str(exc).removeprefix(f"{path}: ")}]
+        except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg fail in many ways on one bad file
+            return [{"video": display_path(path), "error": f"cannot read ({type(exc).__name__}: {exc})"}]
         windows = (shot_windows(frames, info.duration) if options.shots
                    else fixed_windows(info.duration, options.clip_seconds, options.overlap))
         kinds = ("pooled",) if self.bundle else ("pooled", "probabilities")
@@ -109,7 +113,7 @@ class VideoTagger:
         tags, captions = (self._trained(outputs, clips, options) if self.bundle
                           else self._default(outputs, clips, options))
         return [
-            {"video": str(path), "clip": i, "start": round(start, 3), "end": round(end, 3),
+            {"video": display_path(path), "clip": i, "start": round(start, 3), "end": round(end, 3),
              "tags": tag_list, "caption": caption}
             for i, ((start, end), tag_list, caption) in enumerate(zip(windows, tags, captions))
         ]
@@ -131,7 +135,7 @@ class VideoTagger:
         if model.num_tags:
             probs = np.asarray(model.predict_on_batch({"frames": frames})["tags"])
             for i, row in enumerate(probs):
-                best = np.argsort(-row, kind="stable")[: options.top_k]
+                best = top_k_indices(row, options.top_k)
                 tags[i] = [{"tag": bundle.tags[j], "score": round(float(row[j]), 4)} for j in best]
         captions = [""] * len(clips)
         if model.decoder is not None:
@@ -139,17 +143,13 @@ class VideoTagger:
             captions = [c.text for c in greedy(model.decoder, bundle.vocab, encoding)]
         return tags, captions
 
-
-    def clip_features(self, path: Path, fps: float) -> np.ndarray:
-        """Pooled features (T, D) of a whole clip's sampled frames, for training."""
-        return clip_features(path, self.encoder, fps)
-
     @classmethod
     def train(cls, labels: Path, out: Path, videos: Path | None = None, fps: float = 2.0,
               encoder: str = DEFAULT_ENCODER, config: ClipTrainConfig | None = None,
               command: str | None = None, progress: bool = True) -> VideoTagger:
-        """Train a clip model on labelled clips (see captioner.video_formats); saves a bundle."""
+        """Train a clip model on labelled clips (see captioner.data.video_labels); saves a bundle."""
         config = config or ClipTrainConfig()
+        check_target(out)  # before any work: never train towards a folder that cannot be written
         records = read_video_labels(labels, videos)
         enc = get_encoder(encoder)
         clips, kept, problems = [], [], []
@@ -167,9 +167,8 @@ class VideoTagger:
         vocab = (Vocabulary.build([c for caps in captions for c in caps], min_count=config.min_count)
                  if captions else None)
         model = fit_clip_model(clips, tags, captions, config, vocab=vocab)
-        card = {"encoder": enc.name, "encoder_weights": enc.weights_id, "fps": fps,
-                "max_frames": config.max_frames, "config": asdict(config), "command": command,
-                "data": {"labels": str(labels), "clips": len(kept)}, "problems": problems[:50]}
+        card = make_card(enc, config, command, {"labels": str(labels), "clips": len(kept)}, problems,
+                         fps=fps, max_frames=config.max_frames)
         tagger = cls(bundle=Bundle(model, card, vocab=vocab, tags=tag_names))
         tagger.save(out)
         return tagger
@@ -181,4 +180,4 @@ def clip_features(path: Path, encoder, fps: float) -> np.ndarray:
     return encode_images([f.image for f in frames], encoder)["pooled"]
 
 
-__all__ = ["DEFAULT_ENCODER", "TagOptions", "VideoTagger"]
+__all__ = ["TagOptions", "VideoTagger", "clip_features"]

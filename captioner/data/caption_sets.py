@@ -13,7 +13,6 @@ files say "val" (mapped to "dev") and "restval" (extra training images, mapped t
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from captioner.errors import FormatError
+from captioner.files import read_json, read_text
 
 log = logging.getLogger(__name__)
 
@@ -142,20 +142,20 @@ def read_captions_csv(path: str | os.PathLike) -> ReadResult:
 def read_coco(path: str | os.PathLike) -> ReadResult:
     """Read a COCO captions JSON (`images` with id and file_name, `annotations`)."""
     path = Path(path)
-    return _finish(path, _coco_records(path, _read_json(path)))
+    return _finish(path, _coco_records(path, read_json(path)))
 
 
 def read_karpathy(path: str | os.PathLike) -> ReadResult:
     """Read a Karpathy split JSON (`images[]` with filename, split and sentences)."""
     path = Path(path)
-    return _finish(path, _karpathy_records(path, _read_json(path)))
+    return _finish(path, _karpathy_records(path, read_json(path)))
 
 
 def read_captions(path: str | os.PathLike, fmt: str | None = None) -> ReadResult:
     """Read a caption file in any supported format, told by `fmt` or found from the file."""
     path = Path(path)
     if fmt is None and path.suffix.lower() == ".json":
-        data = _read_json(path)  # parsed once, here, for both detection and reading
+        data = read_json(path)  # parsed once, here, for both detection and reading
         if _json_format(path, data) == "coco":
             return _finish(path, _coco_records(path, data))
         return _finish(path, _karpathy_records(path, data))
@@ -174,28 +174,6 @@ def read_captions(path: str | os.PathLike, fmt: str | None = None) -> ReadResult
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def read_text(path: Path) -> str:
-    """Read a whole text file, turning every way it can fail into a FormatError."""
-    try:
-        return path.read_text(encoding="utf-8-sig")  # -sig: drop a BOM left by spreadsheets
-    except FileNotFoundError:
-        raise FormatError(f"{path}: caption file not found") from None
-    except IsADirectoryError:
-        raise FormatError(f"{path}: is a folder, expected a caption file") from None
-    except UnicodeDecodeError as err:
-        raise FormatError(f"{path}: not UTF-8 text ({err})") from None
-    except OSError as err:
-        raise FormatError(f"{path}: cannot be read ({err.strerror})") from None
-
-
-def _read_json(path: Path) -> Any:
-    """Parse a JSON file or raise FormatError."""
-    try:
-        return json.loads(read_text(path))
-    except json.JSONDecodeError as err:
-        raise FormatError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
 
 def _json_format(path: Path, data: Any) -> str:

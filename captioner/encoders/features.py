@@ -1,23 +1,29 @@
 """Image files to encoder features, in batches, with an on-disk cache.
 
 Decoding and resizing run in tf.data worker threads while the CNN works on the previous
-batch. Each feature is cached under the SHA-256 of the file's bytes plus the encoder's name,
-its weights and the feature kind, so a second run over the same photos does no CNN work,
-and renamed or copied files are still found.
+batch. Each feature is cached under the SHA-256 of the file's bytes, the feature kind and a
+fingerprint of everything that makes the numbers: the encoder's name, weights and layer
+configuration, and the code that decodes, resizes and encodes. A second run over the same
+photos does no CNN work, renamed or copied files are still found, and a change to any of
+those gives new features instead of stale ones. Encoders with random weights are never cached:
+two of them give different features under the same name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from captioner.data.images import InMemoryImage, load_image, resize
+from captioner.data.paths import display_path
 from captioner.encoders.base import Encoder
 from captioner.errors import CaptionerError
 from captioner.files import atomic_path, cache_dir, file_digest
-from captioner.images import load_image, resize
 
 
 @dataclass
@@ -27,14 +33,37 @@ class FeatureResult:
     paths: list[Path]
     features: dict[str, np.ndarray]
     errors: list[tuple[Path, str]] = field(default_factory=list)
-    encoded: int = 0  # images that went through the CNN (the rest came from the cache)
+
+
+# The code whose every change may change the features: decoding and resizing, the network
+# definitions, the preprocessing layer and this module's batching.
+_FEATURE_CODE = ("data/images.py", "encoders/features.py", "encoders/layers.py",
+                 "encoders/lite0.py", "encoders/keras_apps.py", "encoders/base.py")
+
+
+def cacheable(encoder: Encoder) -> bool:
+    """Whether features of this encoder may be reused: only with named, pretrained weights."""
+    return bool(encoder.weights_id) and "random" not in encoder.weights_id
+
+
+def encoder_fingerprint(encoder: Encoder) -> str:
+    """A short hash of what makes this encoder's features: weights, layers, code."""
+    digest = hashlib.sha256(f"{encoder.name}|{encoder.weights_id}|{encoder.input_size}".encode())
+    digest.update(json.dumps(encoder.model.get_config(), sort_keys=True, default=str).encode())
+    package = Path(__file__).resolve().parents[1]
+    for name in _FEATURE_CODE:
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class FeatureCache:
-    """One ``.npy`` file per (image content, encoder, weights, feature kind)."""
+    """One ``.npy`` file per (image content, encoder fingerprint, feature kind)."""
 
     def __init__(self, encoder: Encoder, root: Path | None = None):
-        tag = f"{encoder.name}-{encoder.weights_id}".replace(":", "_").replace("/", "_")
+        if not cacheable(encoder):
+            raise CaptionerError(f"features of {encoder.name} with {encoder.weights_id} weights "
+                                 "cannot be cached: random weights differ from one load to the next")
+        tag = f"{encoder.name}-{encoder_fingerprint(encoder)}"
         self.root = Path(root or cache_dir() / "features") / tag
 
     def path(self, digest: str, kind: str) -> Path:
@@ -56,25 +85,34 @@ class FeatureCache:
 
 
 def extract_features(
-    paths: list[Path],
+    paths: list[Path | InMemoryImage],
     encoder: Encoder,
     kinds: tuple[str, ...] = ("pooled",),
     batch_size: int = 32,
     cache: FeatureCache | bool = True,
     progress: bool = True,
 ) -> FeatureResult:
-    """Features of ``kinds`` (``pooled``, ``spatial``, ``probabilities``) for each image file."""
+    """Features of ``kinds`` (``pooled``, ``spatial``, ``probabilities``) for each image.
+
+    Items are files (cached by content) or in-memory images (encoded, never cached).
+    """
     unknown = set(kinds) - set(encoder.model.output)
     if unknown:
         raise CaptionerError(
             f"encoder {encoder.name} has no output {sorted(unknown)}; it has {sorted(encoder.model.output)}"
         )
-    store = FeatureCache(encoder) if cache is True else (cache or None)
-    paths = [Path(p) for p in paths]
+    if cache is True:
+        store = FeatureCache(encoder) if cacheable(encoder) else None
+    else:
+        store = cache or None
+    paths = [p if isinstance(p, InMemoryImage) else Path(p) for p in paths]
     errors: dict[int, str] = {}
-    digests: dict[int, str] = {}
+    digests: dict[int, str | None] = {}
     found: dict[int, dict[str, np.ndarray]] = {}
     for i, path in enumerate(paths):
+        if isinstance(path, InMemoryImage):
+            digests[i] = None
+            continue
         try:
             digests[i] = file_digest(path)
         except OSError as exc:
@@ -90,7 +128,7 @@ def extract_features(
     for indices, outputs in _encode_files(paths, todo, encoder, batch_size, errors):
         for row, i in enumerate(indices):
             found[i] = {k: outputs[k][row] for k in kinds}
-            if store is not None:
+            if store is not None and digests[i] is not None:
                 for k in kinds:
                     store.put(digests[i], k, found[i][k])
         bar.update(len(indices))
@@ -105,7 +143,6 @@ def extract_features(
         paths=[paths[i] for i in ok],
         features=stacked,
         errors=[(paths[i], errors[i]) for i in sorted(errors)],
-        encoded=sum(1 for i in todo if i in found),
     )
 
 
@@ -119,8 +156,10 @@ def decode_batches(paths: list[Path], indices: list[int], size: int, batch_size:
 
     def load(i):
         i = int(i)
+        item = paths[i]
         try:
-            return i, resize(load_image(paths[i]), size), True
+            pixels = item.pixels if isinstance(item, InMemoryImage) else load_image(item, size=size)
+            return i, resize(pixels, size), True
         except CaptionerError as exc:
             errors[i] = str(exc).removeprefix(f"{paths[i]}: ")
             return i, np.zeros((size, size, 3), np.uint8), False
@@ -163,3 +202,8 @@ def encode_images(images: list[np.ndarray], encoder: Encoder, kinds: tuple[str, 
             parts[k].append(out[k])
     return {k: np.concatenate(v) if v else np.zeros((0, *_shape(encoder, k)), np.float32)
             for k, v in parts.items()}
+
+
+def item_name(item: Path | InMemoryImage) -> str:
+    """How an image appears in result rows: its path as printable text, or its in-memory name."""
+    return item.name if isinstance(item, InMemoryImage) else display_path(item)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from captioner.models.decoder import CaptionDecoder
-from captioner.text import Vocabulary, tokenize
+from captioner.captioning.decoder import CaptionDecoder
+from captioner.data.text import Vocabulary, tokenize
+from captioner.topk import top_k_indices
 
 DEFAULT_MAX_LENGTH = 20
 
@@ -79,7 +80,7 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
         logp = np.where(done[..., None], -np.inf, logp)
         logp[..., Vocabulary.PAD_ID] = np.where(done, 0.0, -np.inf)
         candidates = (scores[..., None] + logp).reshape(n, k * vocab_size)
-        best = np.argsort(-candidates, axis=1, kind="stable")[:, :k]
+        best = top_k_indices(candidates, k)
         beam, word = best // vocab_size, best % vocab_size
         rows = np.arange(n)[:, None]
         scores = candidates[rows, best]
@@ -109,5 +110,5 @@ def next_words(decoder: CaptionDecoder, vocab: Vocabulary, feature: np.ndarray, 
     for token in [Vocabulary.START_ID, *ids]:
         logp, states = _step(decoder, np.array([token]), states)
     probs = np.exp(logp[0])
-    best = np.argsort(-probs, kind="stable")[:k]
+    best = top_k_indices(probs, k)
     return [(vocab.id_to_word[i], float(probs[i])) for i in best]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from captioner.data.caption_sets import CaptionRecord, group_by_image, read_captions
 from captioner.encoders.base import Encoder
+from captioner.encoders.features import extract_features
 from captioner.errors import FormatError
-from captioner.features import extract_features
-from captioner.formats import CaptionRecord, group_by_image, read_captions
 
 
 @dataclass

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from captioner.data.paths import VIDEO_EXTENSIONS, find_files
 from captioner.errors import FormatError
-from captioner.formats import read_text
-from captioner.video import find_videos
+from captioner.files import read_json, read_text
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def read_video_labels(source: Path, videos: Path | None = None) -> list[VideoRec
 def _folders(root: Path) -> list[VideoRecord]:
     records = [VideoRecord(path, tags=(folder.name,))
                for folder in sorted(p for p in root.iterdir() if p.is_dir())
-               for path in find_videos(folder)]
+               for path in find_files(folder, VIDEO_EXTENSIONS)[0]]
     if not records:
         raise FormatError(f"{root}: no <tag>/<clip> video files found")
     return records
@@ -66,10 +65,7 @@ def _csv(path: Path, base: Path) -> list[VideoRecord]:
 
 
 def _mlds(path: Path, base: Path) -> list[VideoRecord]:
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path)
     if not isinstance(data, list):
         raise FormatError(f'{path}: expected a list of {{"caption": [...], "id": ...}} entries')
     records = []

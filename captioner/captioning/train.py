@@ -9,40 +9,23 @@ best epoch's weights are the ones kept.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from captioner.captioning.bundle import CHECKPOINTS, check_target, make_card
+from captioner.captioning.config import MONITORS, TrainConfig
+from captioner.captioning.dataset import load_split, read_records
+from captioner.captioning.decoder import CaptionDecoder
+from captioner.captioning.search import greedy
+from captioner.data.text import Vocabulary
+from captioner.encoders.base import Encoder
 from captioner.errors import CaptionerError
+from captioner.evaluation.captions import evaluate_captions
 from captioner.files import atomic_path, atomic_write_text
-from captioner.metrics import evaluate_captions
-from captioner.models.decoder import CaptionDecoder
-from captioner.search import greedy
-from captioner.text import Vocabulary
-
-MONITORS = {"loss": "dev_loss", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of a training run; saved in the bundle's card."""
-
-    embed_dim: int = 256
-    units: int = 512
-    num_layers: int = 1
-    dropout: float = 0.5
-    feature_dropout: float = 0.5
-    learning_rate: float = 1e-3
-    batch_size: int = 64
-    epochs: int = 30
-    patience: int = 5
-    monitor: str = "cider"
-    min_count: int = 3
-    max_length: int = 20
-    seed: int = 0
-    lm_epochs: int = 0  # language-model pre-training epochs on caption text alone
 
 
 def encode_captions(vocab: Vocabulary, captions: list[str], max_length: int) -> np.ndarray:
@@ -55,8 +38,12 @@ def encode_captions(vocab: Vocabulary, captions: list[str], max_length: int) -> 
 
 
 def pairs_dataset(features: np.ndarray, captions: list[list[str]], vocab: Vocabulary,
-                  config: TrainConfig, shuffle: bool):
-    """A tf.data pipeline of ((feature, input tokens), target tokens), one element per caption."""
+                  config: TrainConfig, shuffle: bool, epoch: int = 0):
+    """A tf.data pipeline of ((feature, input tokens), target tokens), one element per caption.
+
+    The shuffle order is a function of (seed, epoch) alone, so a resumed run sees the same
+    order in its remaining epochs as an uninterrupted one.
+    """
     import tensorflow as tf
 
     image_index = np.array([i for i, caps in enumerate(captions) for _ in caps], dtype="int32")
@@ -64,7 +51,7 @@ def pairs_dataset(features: np.ndarray, captions: list[list[str]], vocab: Vocabu
     feats = tf.constant(np.asarray(features, dtype="float32"))
     ds = tf.data.Dataset.from_tensor_slices((image_index, tokens))
     if shuffle:
-        ds = ds.shuffle(len(tokens), seed=config.seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(tokens), seed=config.seed * 100_003 + epoch, reshuffle_each_iteration=False)
     ds = ds.batch(config.batch_size).map(
         lambda i, t: ((tf.gather(feats, i), t[:, :-1]), t[:, 1:]), num_parallel_calls=2
     )
@@ -86,6 +73,17 @@ def build_decoder(vocab: Vocabulary, feature_dim: int, config: TrainConfig) -> C
     return decoder
 
 
+def _seed_epoch(model: keras.Model, seed: int, epoch: int) -> None:
+    """Make this epoch's random numbers (dropout masks) a function of (seed, epoch) alone."""
+    keras.utils.set_random_seed(seed * 100_003 + epoch)
+    generators = [value for layer in model._flatten_layers(include_self=True)
+                  for value in vars(layer).values() if isinstance(value, keras.random.SeedGenerator)]
+    for i, generator in enumerate(generators):
+        # The state is [stream, calls so far]: one stream per layer, counted from this epoch.
+        state = np.asarray([seed * 1009 + i + 1, epoch << 24], dtype=generator.state.dtype)
+        generator.state.assign(state)
+
+
 class _EpochEnd(keras.callbacks.Callback):
     """Scores the dev set, keeps the best weights, stops on patience, checkpoints for resume."""
 
@@ -104,8 +102,6 @@ class Trainer:
     def __init__(self, folder: Path, vocab: Vocabulary, config: TrainConfig,
                  train: tuple[np.ndarray, list[list[str]]], dev: tuple[np.ndarray, list[list[str]]],
                  lm_captions: list[str] | None = None, progress: bool = True):
-        if config.monitor not in MONITORS:
-            raise CaptionerError(f"unknown monitor {config.monitor!r}; choose from {', '.join(MONITORS)}")
         self.folder = Path(folder)
         self.vocab, self.config = vocab, config
         self.train_data, self.dev_data = train, dev
@@ -114,6 +110,7 @@ class Trainer:
         self.state_path = self.folder / "progress.json"
         self.last_path = self.folder / "last.keras"
         self.best_path = self.folder / "best.weights.h5"
+        self.vocab_path = self.folder / "vocab.json"
         self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": None, "wait": 0,
                       "config": asdict(config)}
 
@@ -154,33 +151,58 @@ class Trainer:
         return self.state["wait"] >= self.config.patience
 
     def run(self, resume: bool = False) -> CaptionDecoder:
-        """Train (or continue an interrupted run); returns the decoder with the best weights."""
+        """Train (or continue an interrupted run); returns the decoder with the best weights.
+
+        Every epoch gets a fresh pipeline whose shuffle depends on the epoch alone, and the
+        checkpoint holds the optimizer and the dropout seed state, so a run interrupted and
+        resumed gives the same weights as one left alone.
+        """
         config = self.config
         features, _ = self.train_data
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.state_path.is_file() and not resume:
+            raise CaptionerError(f"{self.folder}: holds an interrupted training run; add --resume to "
+                                 "continue it, or --overwrite to start again")
         if resume and self.last_path.is_file() and self.state_path.is_file():
             self.state = json.loads(self.state_path.read_text())
+            self._check_same_run()
             self.decoder = keras.models.load_model(self.last_path)
             if self.verbose:
                 print(f"resuming {self.folder} after epoch {self.state['epoch']}")
         else:
             keras.utils.set_random_seed(config.seed)
+            self.vocab.save(self.vocab_path)
             self.decoder = build_decoder(self.vocab, features.shape[1], config)
             if config.lm_epochs and self.lm_captions:
                 self._pretrain_language_model()
-        start = self.state["epoch"]
-        done = self.state["wait"] >= config.patience
-        if start < config.epochs and not done:
-            keras.utils.set_random_seed(config.seed + start)  # a resumed run stays seeded
+        validation = pairs_dataset(*self.dev_data, self.vocab, config, shuffle=False)
+        for epoch in range(self.state["epoch"], config.epochs):
+            if self.state["wait"] >= config.patience:
+                break
+            _seed_epoch(self.decoder, config.seed, epoch)
             self.decoder.fit(
-                pairs_dataset(*self.train_data, self.vocab, config, shuffle=True),
-                validation_data=pairs_dataset(*self.dev_data, self.vocab, config, shuffle=False),
-                epochs=config.epochs, initial_epoch=start, verbose=self.verbose,
-                callbacks=[_EpochEnd(self)],
+                pairs_dataset(*self.train_data, self.vocab, config, shuffle=True, epoch=epoch),
+                validation_data=validation, epochs=epoch + 1, initial_epoch=epoch,
+                verbose=self.verbose, callbacks=[_EpochEnd(self)],
             )
         if self.best_path.is_file():
             self.decoder.load_weights(self.best_path)
         return self.decoder
+
+    def _check_same_run(self) -> None:
+        """Refuse to resume a checkpoint made with other settings or another vocabulary."""
+        saved = self.state.get("config", {})
+        # More epochs is how a finished run is extended; every other knob must match.
+        now = {k: v for k, v in asdict(self.config).items() if k != "epochs"}
+        changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in now.items() if saved.get(k) != v]
+        if changed:
+            raise CaptionerError(f"{self.folder}: the checkpoint was made with other settings "
+                                 f"({'; '.join(changed)}); resume with the same flags, or use "
+                                 "--overwrite to start again")
+        if not self.vocab_path.is_file() or Vocabulary.load(self.vocab_path) != self.vocab:
+            raise CaptionerError(f"{self.folder}: the checkpoint was made with another vocabulary "
+                                 "(other training captions?); use --overwrite to start again")
+        self.state["config"] = asdict(self.config)
 
     def _pretrain_language_model(self) -> None:
         """Next-word prediction on caption text alone: the image feature is all zeros."""
@@ -190,3 +212,32 @@ class Trainer:
             print(f"language-model pre-training on {len(captions)} captions")
         self.decoder.fit(pairs_dataset(zeros, captions, self.vocab, self.config, shuffle=True),
                          epochs=self.config.lm_epochs, verbose=self.verbose)
+
+
+def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, config: TrainConfig,
+                    resume: bool = False, overwrite: bool = False, lm_data: Path | None = None,
+                    command: str | None = None, progress: bool = True):
+    """Train on the train split (plus unsplit images), stop on dev; returns the decoder, its
+    vocabulary, the card so far and the encoded dev split. Checkpoints live in ``out``."""
+    check_target(out)  # before any work: never train towards a folder that cannot be written
+    records = read_records(Path(data))
+    train, problems = load_split(records, Path(images), encoder, ("train", None), progress)
+    dev, more = load_split(records, Path(images), encoder, ("dev",), progress)
+    problems += more
+    if not train.names or not dev.names:
+        raise CaptionerError(f"{data}: need images in both the train and dev splits under {images} "
+                             f"(found {len(train.names)} and {len(dev.names)})")
+    vocab = Vocabulary.build([c for caps in train.captions for c in caps], min_count=config.min_count)
+    lm_captions = [r.caption for r in read_records(Path(lm_data)) if r.image not in set(dev.names)] \
+        if lm_data else []
+    folder = Path(out) / CHECKPOINTS
+    if overwrite:
+        shutil.rmtree(folder, ignore_errors=True)
+    trainer = Trainer(folder, vocab, config, (train.features, train.captions),
+                      (dev.features, dev.captions), lm_captions=lm_captions, progress=progress)
+    decoder = trainer.run(resume=resume)
+    data_card = {"captions": str(data), "images": str(images), "train_images": len(train.names),
+                 "dev_images": len(dev.names), "lm_captions": len(lm_captions)}
+    card = make_card(encoder, config, command, data_card, problems,
+                     best_epoch=trainer.state["best_epoch"], history=trainer.state["history"])
+    return decoder, vocab, card, dev

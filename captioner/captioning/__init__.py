@@ -1,0 +1,1 @@
+"""Captions from image features: decoders, search, training, bundles and the ``Captioner``."""

@@ -1,0 +1,131 @@
+"""A trained model on disk: a folder with ``model.keras``, ``card.json`` and its word lists.
+
+A captioner bundle has ``vocab.json``; a video-tagger bundle has ``tags.json`` and, when it
+also captions, ``vocab.json``. The card names the encoder the model was trained on, the data,
+the command that made it, the seed and the scores. Loading checks that the parts agree.
+
+Saving never deletes a folder the toolkit did not write: the target must be new, empty, a
+bundle, or a bundle still in training (its ``checkpoints``). The new bundle is written beside
+it and swapped in, so a crash leaves the old bundle or the new one, never half of each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+
+from captioner.data.text import Vocabulary
+from captioner.errors import BundleError
+from captioner.files import read_json
+
+MODEL_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE = "model.keras", "vocab.json", "tags.json", "card.json"
+CHECKPOINTS = "checkpoints"  # where training keeps its checkpoints until the bundle is written
+BUNDLE_ENTRIES = {MODEL_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE, CHECKPOINTS}
+
+
+@dataclass
+class Bundle:
+    """The parts of a bundle folder."""
+
+    model: keras.Model
+    card: dict
+    vocab: Vocabulary | None = None
+    tags: list[str] | None = None
+
+
+def make_card(encoder, config, command: str | None, data: dict, problems: list[str], **more) -> dict:
+    """The card of a freshly trained bundle: encoder, data, command, config, problems, then ``more``."""
+    return {"encoder": encoder.name, "encoder_weights": encoder.weights_id, "data": data,
+            "command": command, "config": asdict(config), **more, "problems": problems[:50]}
+
+
+def check_target(folder: Path) -> Path:
+    """``folder`` if a bundle may be written there; BundleError before any work if not."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise BundleError(f"{folder}: is a file; a bundle is a folder, choose another --out")
+    if folder.is_dir():
+        try:
+            entries = {p.name for p in folder.iterdir()}
+        except OSError as exc:
+            raise BundleError(f"{folder}: cannot be listed ({exc.strerror})") from None
+        if entries - BUNDLE_ENTRIES:
+            extra = sorted(entries - BUNDLE_ENTRIES)[:3]
+            raise BundleError(
+                f"{folder}: is not empty and is not a captioner bundle (it holds {', '.join(extra)}"
+                f"...); a bundle replaces its folder, so choose a new or empty folder")
+    return folder
+
+
+def save_bundle(folder: Path, bundle: Bundle) -> Path:
+    """Write the bundle into a temporary folder beside ``folder``, then swap it in."""
+    folder = check_target(Path(folder))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new.", dir=folder.parent))
+    old = None
+    try:
+        # A fresh, uncompiled copy: the bundle carries weights, not optimizer state.
+        model = bundle.model
+        clean = type(model).from_config(model.get_config()).build_for()
+        clean.set_weights(model.get_weights())
+        clean.save(tmp / MODEL_FILE)
+        if bundle.vocab is not None:
+            bundle.vocab.save(tmp / VOCAB_FILE)
+        if bundle.tags is not None:
+            (tmp / TAGS_FILE).write_text(json.dumps(list(bundle.tags), indent=1, ensure_ascii=False))
+        (tmp / CARD_FILE).write_text(json.dumps(bundle.card, indent=1, ensure_ascii=False))
+        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is an ordinary folder
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            os.replace(folder, old)  # the (checked) old bundle steps aside...
+        try:
+            os.replace(tmp, folder)  # ...and the new one takes its name
+        except OSError:
+            if old is not None:
+                os.replace(old, folder)
+                old = None
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def load_bundle(folder: Path) -> Bundle:
+    """Read a bundle folder; a missing or inconsistent part raises BundleError."""
+    folder = Path(folder)
+    missing = [f for f in (MODEL_FILE, CARD_FILE) if not (folder / f).is_file()]
+    if missing:
+        raise BundleError(f"{folder}: not a captioner bundle (missing {', '.join(missing)})")
+    card = read_json(folder / CARD_FILE, BundleError)
+    if not isinstance(card, dict) or "encoder" not in card:
+        raise BundleError(f"{folder / CARD_FILE}: the card does not name its encoder")
+    vocab = Vocabulary.load(folder / VOCAB_FILE) if (folder / VOCAB_FILE).is_file() else None
+    tags = read_json(folder / TAGS_FILE, BundleError) if (folder / TAGS_FILE).is_file() else None
+    model = _load_model(folder / MODEL_FILE)
+    words = getattr(model, "vocab_size", 0)
+    if words and (vocab is None or words != len(vocab)):
+        raise BundleError(f"{folder}: the model has {words} words, vocab.json {len(vocab or [])}")
+    if getattr(model, "num_tags", 0) and (tags is None or model.num_tags != len(tags)):
+        raise BundleError(f"{folder}: the model has {model.num_tags} tags, tags.json {len(tags or [])}")
+    return Bundle(model, card, vocab, tags)
+
+
+def _load_model(path: Path) -> keras.Model:
+    """The model of a bundle, safe mode on; a damaged or foreign file gives one clear line."""
+    if not zipfile.is_zipfile(path):
+        raise BundleError(f"{path}: damaged or not a Keras model archive (a .keras file is a zip); "
+                          "copy the bundle again or retrain it")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged archive
+        reason = " ".join(str(exc).split())[:300]
+        raise BundleError(f"{path}: cannot load the model ({reason})") from None

@@ -1,0 +1,199 @@
+"""The Captioner: a trained decoder, its vocabulary, its card and its encoder, as one object."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from captioner.captioning.bundle import Bundle, load_bundle, save_bundle
+from captioner.captioning.config import TrainConfig
+from captioner.captioning.dataset import Split, load_split, read_records
+from captioner.captioning.decoder import CaptionDecoder
+from captioner.captioning.search import Caption, beam_search, greedy, next_words
+from captioner.captioning.train import train_captioner
+from captioner.checks import number_in
+from captioner.data.images import gather_images
+from captioner.data.paths import display_path
+from captioner.data.text import Vocabulary
+from captioner.encoders import DEFAULT_ENCODER
+from captioner.encoders.features import extract_features, item_name
+from captioner.encoders.registry import get_encoder
+from captioner.errors import BundleError, CaptionerError, ImageError
+from captioner.evaluation.captions import evaluate_captions
+from captioner.results.journal import result_writer
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
+MAX_BEAM = 50
+
+
+class Captioner:
+    """A trained caption decoder, its vocabulary, its card, and the encoder it was trained on."""
+
+    def __init__(self, decoder: CaptionDecoder, vocab: Vocabulary, card: dict):
+        self.decoder, self.vocab, self.card = decoder, vocab, card
+        self._encoder = None
+
+    # --- loading and saving -----------------------------------------------------------
+    @classmethod
+    def load(cls, folder: Path) -> Captioner:
+        """Load a bundle folder written by :meth:`save` or ``captioner train``."""
+        bundle = load_bundle(folder)
+        if not isinstance(bundle.model, CaptionDecoder):
+            raise BundleError(f"{folder}: holds a {type(bundle.model).__name__}, not an image captioner")
+        return cls(bundle.model, bundle.vocab, bundle.card)
+
+    @classmethod
+    def from_pretrained(cls) -> Captioner:
+        """The captioner that ships with the package (Flickr8k photos, Lite0 features)."""
+        if not PRETRAINED.is_dir():
+            raise BundleError(f"the bundled captioner is missing from {PRETRAINED}; reinstall captioner")
+        return cls.load(PRETRAINED)
+
+    def save(self, folder: Path) -> Path:
+        """Write this captioner as a bundle folder."""
+        return save_bundle(folder, Bundle(self.decoder, self.card, vocab=self.vocab))
+
+    @property
+    def encoder(self):
+        """The encoder named in the card, loaded on first use."""
+        if self._encoder is None:
+            self._encoder = get_encoder(self.card["encoder"])
+            if self._encoder.feature_dim != self.decoder.feature_dim:
+                raise BundleError(f"encoder {self.card['encoder']} gives {self._encoder.feature_dim} "
+                                  f"features; the decoder expects {self.decoder.feature_dim}")
+        return self._encoder
+
+    # --- decoding settings -------------------------------------------------------------
+    def decoding(self, beam: int | None = None, length_penalty: float | None = None) -> dict:
+        """Beam width and length penalty for a run: the arguments, else the card's choice."""
+        chosen = self.card.get("decoding", {})
+        beam = number_in("beam", chosen.get("beam", 1) if beam is None else beam, 1, MAX_BEAM,
+                         integer=True)
+        if length_penalty is None:
+            length_penalty = chosen.get("length_penalty", 1.0)
+        return {"beam": beam, "length_penalty": float(length_penalty)}
+
+    def run_settings(self, beam: int | None = None) -> dict:
+        """What makes this captioner's rows: the model (by its card) and the decoding."""
+        card = json.dumps(self.card, sort_keys=True, default=str).encode()
+        return {"model": hashlib.sha256(card).hexdigest()[:16], **self.decoding(beam)}
+
+    # --- captioning ------------------------------------------------------------------
+    def caption_features(self, features: np.ndarray, beam: int | None = None, max_length: int = 20,
+                         length_penalty: float | None = None) -> list[Caption]:
+        """Captions for a batch of pooled features; ``beam`` 1 is greedy search.
+
+        ``beam`` and ``length_penalty`` default to the ones the bundle's card chose on dev.
+        """
+        settings = self.decoding(beam, length_penalty)
+        if settings["beam"] <= 1:
+            return greedy(self.decoder, self.vocab, features, max_length)
+        return beam_search(self.decoder, self.vocab, features, settings["beam"], max_length,
+                           settings["length_penalty"])
+
+    def caption(self, images, beam: int | None = None, recursive: bool = False,
+                output: Path | None = None, overwrite: bool = False, chunk: int = 256,
+                progress: bool = True) -> list[dict]:
+        """A caption for every image: ``{"image", "caption", "score"}`` or ``{"image", "error"}``.
+
+        ``images``: a path (file or folder), a PIL image, a numpy array, or a list of these.
+        Paths that cannot be found give error rows first; the batch goes on. With ``output``
+        (.jsonl, .csv or .json) the rows are also written there, atomically; a re-run with the
+        same output and settings skips the images it already holds, an interrupted run resumes
+        from its journal, and a re-run with other settings needs ``overwrite``.
+        """
+        settings = self.run_settings(beam)
+        items, problems = gather_images(images, recursive)
+        in_memory = [item for item in items if not isinstance(item, Path)]
+        if output is not None and in_memory:
+            raise CaptionerError("an output file needs image files to resume from; in-memory images "
+                                 "(PIL or numpy) can only be captioned without output=")
+        with result_writer(output, key="image", kind="images", settings=settings,
+                           overwrite=overwrite) as writer:
+            writer.add([{"image": display_path(p), "error": reason} for p, reason in problems
+                        if not writer.done(p)])
+            todo = [item for item in items if isinstance(item, Path) and not writer.done(item)]
+            todo += in_memory
+            for start in range(0, len(todo), chunk):
+                writer.add(self.caption_items(todo[start : start + chunk], settings["beam"], progress))
+            return writer.rows
+
+    def caption_items(self, items: list, beam: int | None = None, progress: bool = True) -> list[dict]:
+        """Caption exactly these files or in-memory images, in order (the batch step of ``caption``)."""
+        result = extract_features(items, self.encoder, progress=progress)
+        caps = dict(zip(result.paths, self.caption_features(result.features["pooled"], beam)))
+        errors = dict(result.errors)
+        return [
+            {"image": item_name(p), "caption": caps[p].text, "score": round(caps[p].score, 4)}
+            if p in caps else {"image": item_name(p), "error": errors[p]}
+            for p in items
+        ]
+
+    def next_words(self, image, prefix: str = "", k: int = 10) -> list[tuple[str, float]]:
+        """The k most likely next words after ``prefix`` for one image (path, PIL, array or feature)."""
+        if isinstance(image, np.ndarray) and image.ndim == 1:
+            feature = image
+        else:
+            items, problems = gather_images(image)
+            if problems or len(items) != 1:
+                reason = problems[0][1] if problems else f"expected one image, found {len(items)}"
+                raise ImageError(f"{display_path(problems[0][0]) if problems else image}: {reason}")
+            result = extract_features(items, self.encoder, progress=False)
+            if result.errors:
+                raise ImageError(f"{item_name(result.errors[0][0])}: {result.errors[0][1]}")
+            feature = result.features["pooled"][0]
+        return next_words(self.decoder, self.vocab, feature, prefix, k)
+
+    # --- evaluation and training -----------------------------------------------------------
+    def evaluate(self, data: Path, images: Path, split: str | None = "test", beam: int | None = None,
+                 per_image: bool = False, progress: bool = True) -> dict:
+        """BLEU-1..4 and CIDEr-D (0-100) of this captioner on one split (None: all) of a data set."""
+        records = read_records(Path(data))
+        present = sorted({r.split for r in records if r.split})
+        if split and split not in present:
+            have = ", ".join(present) if present else "no splits at all"
+            raise CaptionerError(f"{data}: has no {split!r} split; it has {have} "
+                                 "(choose one with --split, or --split '' for all images)")
+        splits = (split,) if split else (*present, None)
+        subset, problems = load_split(records, Path(images), self.encoder, splits, progress)
+        if not subset.names:
+            raise CaptionerError(f"none of the images of the {split or 'data set'} split were found "
+                                 f"under {images} ({len(problems)} missing or unreadable)")
+        return evaluate_split(self, subset, beam, per_image) | {"problems": problems}
+
+    @classmethod
+    def train(cls, data: Path, images: Path, out: Path, encoder: str = DEFAULT_ENCODER,
+              config: TrainConfig | None = None, resume: bool = False, overwrite: bool = False,
+              lm_data: Path | None = None, command: str | None = None,
+              progress: bool = True) -> Captioner:
+        """Train on the train split (plus unsplit images), stop on dev, save a bundle at ``out``."""
+        decoder, vocab, card, dev = train_captioner(
+            data, images, out, get_encoder(encoder), config or TrainConfig(), resume=resume,
+            overwrite=overwrite, lm_data=lm_data, command=command, progress=progress)
+        captioner = cls(decoder, vocab, card)
+        card["dev_scores"] = {
+            "greedy": _round(evaluate_split(captioner, dev, beam=1)),
+            "beam3": _round(evaluate_split(captioner, dev, beam=3)),
+        }
+        captioner.save(out)
+        return captioner
+
+
+def evaluate_split(captioner: Captioner, split: Split, beam: int | None = None,
+                   per_image: bool = False) -> dict:
+    """Scores of a captioner on an already-encoded split."""
+    caps = captioner.caption_features(split.features, beam=beam)
+    hyps = {n: c.text for n, c in zip(split.names, caps)}
+    scores = evaluate_captions(hyps, dict(zip(split.names, split.captions)), per_image=per_image)
+    scores["images"] = len(split.names)
+    if per_image:
+        for name in split.names:
+            scores["per_image"][name]["caption"] = hyps[name]
+    return scores
+
+
+def _round(scores: dict) -> dict:
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}

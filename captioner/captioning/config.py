@@ -1,0 +1,40 @@
+"""The knobs of a captioner training run, in a module light enough for ``captioner --help``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from captioner.checks import check_fields
+from captioner.errors import CaptionerError
+
+MONITORS = {"loss": "dev_loss", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
+# Sane ranges of the numeric knobs: a flag outside them is a typo, told at once.
+BOUNDS = {"embed_dim": (1, 8192), "units": (1, 8192), "num_layers": (1, 8), "dropout": (0, 0.95),
+          "feature_dropout": (0, 0.95), "learning_rate": (1e-7, 1.0), "batch_size": (1, 65536),
+          "epochs": (0, 100_000), "patience": (1, 100_000), "min_count": (1, 1_000_000),
+          "max_length": (1, 200), "seed": (0, 2**31 - 1), "lm_epochs": (0, 100_000)}
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run; saved in the bundle's card."""
+
+    embed_dim: int = 256
+    units: int = 512
+    num_layers: int = 1
+    dropout: float = 0.5
+    feature_dropout: float = 0.5
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 30
+    patience: int = 5
+    monitor: str = "cider"
+    min_count: int = 3
+    max_length: int = 20
+    seed: int = 0
+    lm_epochs: int = 0  # language-model pre-training epochs on caption text alone
+
+    def __post_init__(self) -> None:
+        check_fields(self, BOUNDS)
+        if self.monitor not in MONITORS:
+            raise CaptionerError(f"unknown monitor {self.monitor!r}; choose from {', '.join(MONITORS)}")

@@ -1,0 +1,71 @@
+"""What a user names on the command line, turned into the media files to work on.
+
+One scan serves images and videos alike. A bad name never stops a batch: a missing path, a
+folder with nothing to work on or a sub-folder that cannot be read becomes a problem
+``(path, reason)`` that the caller reports as an error row, and the scan goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from captioner.files import printable
+
+# Extensions tried when scanning a folder; the content decides when the file is read.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+
+Problem = tuple[Path, str]
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as text that can always be printed and written as UTF-8 (see ``files.printable``)."""
+    return printable(os.fsdecode(path))
+
+
+def find_files(
+    root: Path, extensions: tuple[str, ...], recursive: bool = False
+) -> tuple[list[Path], list[Problem]]:
+    """Files under ``root`` with one of ``extensions`` (case-insensitive), sorted; a file is itself.
+
+    Returns the files and the problems met: ``root`` missing, a folder with no such file, a
+    sub-folder that cannot be listed.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root], []
+    if not root.is_dir():
+        return [], [(root, "no such file or folder")]
+    problems: list[Problem] = []
+
+    def unreadable(err: OSError) -> None:
+        problems.append((Path(err.filename or root), f"cannot list folder ({err.strerror})"))
+
+    found = []
+    for folder, subfolders, names in os.walk(root, onerror=unreadable):
+        subfolders.sort()
+        found += [Path(folder) / n for n in names if Path(n).suffix.lower() in extensions]
+        if not recursive:
+            break
+    found = sorted(p for p in found if p.is_file())
+    if not found and not problems:
+        kinds = "video" if extensions == VIDEO_EXTENSIONS else "image"
+        deep = " (or its sub-folders)" if recursive else " (add --recursive to look deeper)"
+        problems.append((root, f"folder holds no {kinds} files{'' if recursive else deep}"))
+    return found, problems
+
+
+def expand_paths(
+    paths: Iterable[str | os.PathLike], extensions: tuple[str, ...], recursive: bool = False
+) -> tuple[list[Path], list[Problem]]:
+    """Files and folders given by a user, expanded to files in order without repeats, plus problems."""
+    seen: dict[Path, None] = {}
+    problems: list[Problem] = []
+    for path in paths:
+        files, more = find_files(Path(path), extensions, recursive)
+        problems += more
+        for found in files:
+            seen.setdefault(found, None)
+    return list(seen), problems

@@ -1,0 +1,4 @@
+"""Scores: caption metrics (BLEU-1..4, CIDEr-D) and tag metrics (mAP, GAP, hit@1, P/R@k).
+
+Knows nothing of models or TensorFlow.
+"""
