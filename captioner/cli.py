@@ -11,6 +11,7 @@ import difflib
 import json
 import os
 import shlex
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -295,23 +296,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _inside_tensorflow(frame) -> bool:
+    """Whether TensorFlow is anywhere on the stack that a signal interrupted."""
+    while frame is not None:
+        if "tensorflow" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``captioner`` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")  # odd bytes in names never crash a print
+    interrupted = []
+
+    def on_ctrl_c(_signum, frame):
+        interrupted.append(True)
+        if _inside_tensorflow(frame):
+            # Raised inside TensorFlow's C++ callbacks it becomes another error, with a stack
+            # printed by TensorFlow itself; try again a moment later, from our own code.
+            signal.setitimer(signal.ITIMER_REAL, 0.02)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    signal.signal(signal.SIGALRM, lambda signum, frame: on_ctrl_c(signum, frame))
     try:
         argv = sys.argv[1:] if argv is None else argv
         args = build_parser().parse_args(argv)
         args.argv = argv
         return args.func(args)
-    except CaptionerError as exc:
-        print(f"captioner: error: {printable(str(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("captioner: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as exc:  # noqa: BLE001 - sorted out right below
+        if interrupted:
+            print("captioner: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(exc, CaptionerError):
+            print(f"captioner: error: {printable(str(exc))}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

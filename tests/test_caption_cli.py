@@ -135,3 +135,130 @@ def test_train_then_evaluate_cli(tmp_path):
     assert len(per_image) == 6
     assert sum(r["caption"] in {"a red picture with stripes", "a green picture of noise",
                                 "a blue smooth picture"} for r in per_image) >= 4
+
+
+def test_evaluate_names_the_splits_a_data_set_has(tmp_path):
+    data, images = _tiny_dataset(tmp_path / "data")
+    proc = run_cli("evaluate", "--data", data, "--images", images, check=False)  # default: test
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "has no 'test' split; it has dev, train" in proc.stderr
+
+
+def test_train_refuses_a_folder_it_did_not_write_before_any_work(tmp_path):
+    data, images = _tiny_dataset(tmp_path / "data")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"precious")
+    proc = run_cli("train", "--data", data, "--images", images, "--out", out, check=False)
+    assert proc.returncode == 2 and "not a captioner bundle" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["holiday.jpg"]
+
+
+def test_rerun_with_other_settings_needs_overwrite(photo_folder, tmp_path):
+    out = tmp_path / "new" / "folder" / "captions.jsonl"  # created at start
+    run_cli("caption", photo_folder / "chelsea.png", "-o", out, "--beam", "1")
+    proc = run_cli("caption", photo_folder, "-o", out, "--beam", "2", check=False)
+    assert proc.returncode == 2 and "other settings (beam 1 -> 2)" in proc.stderr
+    assert len(read_rows(out)) == 1
+    run_cli("caption", photo_folder, "-o", out, "--beam", "2", "--overwrite")
+    assert len(read_rows(out)) == 6
+
+
+def test_non_utf8_file_names_are_kept_and_written(tmp_path, sample_photos):
+    import os
+
+    folder = tmp_path / "old disk"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # a Latin-1 name on a UTF-8 system
+    shutil.copy(sample_photos[0], folder / name)
+    out = tmp_path / "out.csv"
+    proc = run_cli("caption", folder, "-o", out)
+    assert "Traceback" not in proc.stderr
+    rows = read_rows(out)
+    assert rows[0]["image"].endswith("caf\\xe9.png") and rows[0]["caption"]
+    printed = run_cli("caption", folder / name)
+    assert "caf\\xe9.png: " in printed.stdout
+
+
+def test_the_api_takes_what_people_pass(sample_photos):
+    import numpy as np
+    from PIL import Image
+
+    captioner = Captioner.from_pretrained()
+    one = captioner.caption(str(sample_photos[1]), progress=False)  # a str is one path
+    assert len(one) == 1 and one[0]["caption"]
+    pixels = np.asarray(Image.open(sample_photos[1]).convert("RGB"))
+    rows = captioner.caption([Image.open(sample_photos[1]), pixels, sample_photos[1]], progress=False)
+    assert [r["image"] for r in rows] == [str(sample_photos[1]), "<image 0>", "<image 1>"]
+    assert len({r["caption"] for r in rows}) == 1  # the same photo, however it was passed
+    batch = captioner.caption(np.stack([pixels[:200, :200]] * 2), progress=False)
+    assert [r["image"] for r in batch] == ["<image 0>", "<image 1>"]
+    assert captioner.decoding() == {"beam": 3, "length_penalty": 0.0}  # the card's choice
+
+
+def _start_caption(*args):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "captioner", "caption", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ})
+
+
+def _wait_for(proc, text: str, timeout: float = 120) -> bool:
+    """Read the process's stderr until ``text`` shows (True) or it ends (False)."""
+    import os
+    import select
+    import time
+
+    seen, end = "", time.monotonic() + timeout
+    while time.monotonic() < end:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 4096).decode(errors="replace")
+            if not chunk:
+                return False
+            seen += chunk
+            if text in seen:
+                return True
+    return False
+
+
+@pytest.fixture()
+def many_photos(tmp_path):
+    for i in range(150):
+        write_photo(tmp_path / "many" / f"p{i:03d}.jpg", seed=1000 + i, size=(320, 240))
+    return tmp_path / "many"
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_a_run_stopped_mid_way_leaves_no_partial_output_and_resumes(many_photos, tmp_path,
+                                                                    signal_name):
+    import signal
+
+    out = tmp_path / "out.jsonl"
+    proc = _start_caption(many_photos, "-o", out, "--beam", "1")
+    if not _wait_for(proc, "encoding"):
+        pytest.skip("the run ended before it could be interrupted")
+    proc.send_signal(getattr(signal, signal_name))
+    _, err = proc.communicate(timeout=120)
+    if signal_name == "SIGINT":
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not out.exists()  # never a half-written output
+    run_cli("caption", many_photos, "-o", out, "--beam", "1")
+    names = [row["image"] for row in read_rows(out)]
+    assert len(names) == len(set(names)) == 150
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
+    import signal
+    import time
+
+    proc = _start_caption(sample_photos[0])
+    time.sleep(1.0)  # TensorFlow is still being imported
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("start-up finished before the signal")
+    assert proc.returncode == 130 and "captioner: interrupted" in err and "Traceback" not in err

@@ -103,3 +103,42 @@ def test_resize_gives_square_input():
     image = np.zeros((30, 50, 3), np.uint8)
     assert resize(image, 224).shape == (224, 224, 3)
     assert resize(image, 224).dtype == np.uint8
+
+
+def test_any_decoder_exception_is_an_image_error_naming_the_file(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    path = write_photo(tmp_path / "odd.png")
+
+    def explode(self):
+        raise RuntimeError("decoder bug")  # what a plugin may raise on a crafted file
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", explode)
+    with pytest.raises(ImageError, match=r"odd\.png: cannot decode image \(RuntimeError: decoder bug\)"):
+        load_image(path)
+
+
+def test_a_huge_image_is_decoded_downscaled_in_bounded_memory(tmp_path):
+    """An 81-megapixel RGBA PNG (under the 90 MP guard, a few hundred KB on disk) used to cost
+    gigabytes; decoded for a 224 input it must stay near one decode of the file."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    path = tmp_path / "huge.png"
+    Image.new("RGBA", (9000, 9000), (200, 120, 40, 255)).save(path, compress_level=1)
+    code = (
+        "import resource, sys\n"
+        "from captioner.data.images import load_image\n"
+        "image = load_image(sys.argv[1], size=224)\n"
+        "print(image.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          timeout=300, check=True)
+    shape, peak_mb = proc.stdout.rsplit(" ", 1)
+    height, width = eval(shape)[:2]
+    assert min(height, width) >= 224 and max(height, width) < 9000 // 2
+    # One RGBA decode is 324 MB; the old path held several full-size copies at once (>1.3 GB).
+    assert int(peak_mb) < 700, f"peak RSS {peak_mb} MB"
+    assert load_image(path, size=224)[0, 0].tolist() == [200, 120, 40]
