@@ -48,7 +48,7 @@ def main() -> int:
     features = result.features["pooled"]
     rows = [("encoder alone (decode + CNN)", t_encoder, None)]
     for beam in (1, 3):
-        t_e2e, _ = cold(lambda b=beam: captioner.caption_files(paths, beam=b, progress=False))
+        t_e2e, _ = cold(lambda b=beam: captioner.caption_items(paths, beam=b, progress=False))
         start = time.perf_counter()
         captioner.caption_features(features, beam=beam)
         t_search = time.perf_counter() - start

@@ -1,5 +1,8 @@
 import logging
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -37,8 +40,6 @@ def read_number(image: np.ndarray) -> int:
 def clip(request, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clip") / f"numbered{request.param}"
     return write_video(path, [numbered(i) for i in range(N)], FPS)
-
-
 
 
 # ---- probe and sampling ------------------------------------------------------------------------
@@ -131,9 +132,79 @@ def test_truncated_file_gives_fewer_frames_with_a_warning_or_video_error(tmp_pat
     assert probe(cut).frame_count == len(frames) and not probe(cut).reliable
 
 
+@pytest.mark.parametrize(
+    "method", ["__init__", "isOpened", "get", "set", "grab", "retrieve", "release"]
+)
+@pytest.mark.parametrize("healthy", [0, 1, 2])  # captures that work before the failing ones
+def test_opencv_errors_become_video_errors_naming_the_file(clip, monkeypatch, method, healthy):
+    real, opened = cv2.VideoCapture, []
+
+    class FailingCapture:
+        """A real capture whose `method` raises cv2.error once `healthy` captures were opened."""
+
+        def __init__(self, *args):
+            self._cap, self._broken = real(*args), len(opened) >= healthy
+            opened.append(self)
+            if self._broken and method == "__init__":
+                raise cv2.error("simulated failure in VideoCapture()")
+
+        def __getattr__(self, name):
+            return self._fail if self._broken and name == method else getattr(self._cap, name)
+
+        @staticmethod
+        def _fail(*args):
+            raise cv2.error(f"simulated failure in {method}()")
+
+    monkeypatch.setattr(video.cv2, "VideoCapture", FailingCapture)
+    for read in (probe, lambda path: list(sample_frames(path, fps=2))):
+        opened.clear()
+        try:
+            read(clip)
+        except VideoError as exc:
+            assert str(clip) in str(exc) and "\n" not in str(exc)
+        else:  # a later capture failing may only cost frames; the first one is always needed
+            assert healthy > 0 or method == "set", f"{method} failed and nothing was said"
+
+
+def test_ffmpeg_and_opencv_keep_quiet_on_bad_files(tmp_path):
+    # A fresh interpreter: FFmpeg's level is fixed at the first capture opened in a process.
+    whole = write_video(tmp_path / "whole.mp4", [numbered(i) for i in range(N)], FPS)
+    (tmp_path / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    (tmp_path / "garbage.mp4").write_bytes(bytes(range(256)) * 40)
+    avi = write_video(tmp_path / "noisy.avi", [numbered(i) for i in range(N)], FPS)
+    data = np.frombuffer(avi.read_bytes(), np.uint8).copy()
+    data[data.size // 3 : 2 * data.size // 3 : 7] = 0  # FFmpeg's demuxer and decoder complain
+    avi.write_bytes(data.tobytes())
+    script = (
+        "import sys\n"
+        "from captioner.data.video import probe, sample_frames\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        probe(name); list(sample_frames(name, fps=100))\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    names = [str(tmp_path / n) for n in ("cut.mp4", "garbage.mp4", "noisy.avi")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *names],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+        check=True,
+    )
+    assert f"VideoError {names[0]}" in done.stdout and f"VideoError {names[1]}" in done.stdout
+    lines = done.stderr.splitlines()
+    assert not [line for line in lines if "@ 0x" in line or "WARN:" in line], done.stderr
+    assert len(lines) <= len(names), done.stderr  # at most the module's own line per file
+
+
 # ---- headers that lie --------------------------------------------------------------------------
 # OpenCV writes honest headers, so these patch real files: an MKV track's DefaultDuration (the
-# header fps; the block timestamps stay true) and an AVI's frame counts (avih and strh).
+# header fps; the block timestamps stay true), an AVI's strh rate (avih keeps the truth), an MP4's
+# mdhd timescale (mvhd keeps the truth) and an AVI's frame counts (avih and strh).
 
 
 def _mkv_with_fps_header(path: Path, fake_fps: float) -> Path:
@@ -157,9 +228,74 @@ def _avi_with_count_header(path: Path, fake_count: int) -> Path:
     return path
 
 
-def test_absurd_header_fps_falls_back_to_timestamps(tmp_path):
-    path = _mkv_with_fps_header(tmp_path / "lying.mkv", fake_fps=1000)
-    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS) == pytest.approx(1000)  # the lie
+def _avi_with_stream_rate(path: Path, fake_fps: int) -> Path:
+    """strh's rate (what FFmpeg times frames by) lies; avih's frame period keeps the truth."""
+    write_video(path, [numbered(i) for i in range(N)], FPS)
+    data = bytearray(path.read_bytes())
+    strh = data.find(b"strh")
+    assert strh > 0, "AVI strh chunk not found"
+    scale = struct.unpack_from("<I", data, strh + 8 + 20)[0]  # dwScale, then dwRate
+    struct.pack_into("<I", data, strh + 8 + 24, fake_fps * scale)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _mp4_with_media_rate(path: Path, fake_fps: int) -> Path:
+    """mdhd's timescale (what FFmpeg times frames by) lies; mvhd, tkhd and the edit list don't."""
+    write_video(path, [numbered(i) for i in range(N)], FPS)
+    data = bytearray(path.read_bytes())
+    mdhd = data.find(b"mdhd") - 4
+    assert mdhd > 0 and data[mdhd + 8] == 0, "MP4 mdhd (version 0) not found"
+    timescale = struct.unpack_from(">I", data, mdhd + 20)[0]
+    assert timescale * fake_fps % FPS == 0, f"timescale {timescale} cannot show {fake_fps} fps"
+    struct.pack_into(">I", data, mdhd + 20, timescale * fake_fps // FPS)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _assert_timed_as_written(path: Path, fake_fps: float) -> None:
+    """OpenCV reports the lie in fps and timestamps alike; probe and sampling see through it."""
+    cap = cv2.VideoCapture(str(path))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(fake_fps)
+    assert cap.grab() and cap.grab()  # frame 1's timestamp shows the lie too:
+    assert cap.get(cv2.CAP_PROP_POS_MSEC) == pytest.approx(1000 / fake_fps, rel=0.02)
+    cap.release()
+    info = probe(path)
+    assert not info.reliable and info.frame_count == N
+    assert info.fps == pytest.approx(FPS, rel=1e-3)
+    assert info.duration == pytest.approx(N / FPS, rel=1e-3)
+    frames = list(sample_frames(path, fps=1))
+    assert [f.time for f in frames] == pytest.approx([0.0, 1.0, 2.0, 3.0], abs=1e-3)
+    assert [read_number(f.image) for f in frames] == [0, 10, 20, 30]
+
+
+@pytest.mark.parametrize("fake_fps", [1000, 2])
+def test_avi_stream_rate_lie_is_overruled_by_the_main_header(tmp_path, caplog, fake_fps):
+    path = _avi_with_stream_rate(tmp_path / "lying.avi", fake_fps)
+    with caplog.at_level(logging.INFO, logger="captioner.data.video"):
+        _assert_timed_as_written(path, fake_fps)
+    # Two plausible rates that disagree: the choice is a guess, and is said out loud.
+    level = logging.WARNING if fake_fps == 2 else logging.INFO
+    assert any(r.levelno == level and "other header" in r.getMessage() for r in caplog.records)
+
+
+def test_mp4_absurd_media_rate_is_overruled_by_the_movie_duration(tmp_path):
+    _assert_timed_as_written(_mp4_with_media_rate(tmp_path / "lying.mp4", 1000), 1000)
+
+
+def test_mp4_plausible_media_rate_is_the_rate_of_a_trimmed_video(tmp_path):
+    # A 2 fps media under a N/FPS s edit list is what a trimmed 2 fps video is: FFmpeg plays the
+    # edit (N/FPS s of it), and nothing in the container says otherwise.
+    path = _mp4_with_media_rate(tmp_path / "trimmed.mp4", 2)
+    info = probe(path)
+    assert info.fps == pytest.approx(2) and info.duration == pytest.approx(N / FPS)
+    assert info.frame_count == 2 * N // FPS
+
+
+@pytest.mark.parametrize("fake_fps", [1000, 2])
+def test_mkv_header_fps_lie_falls_back_to_timestamps(tmp_path, fake_fps):
+    path = _mkv_with_fps_header(tmp_path / "lying.mkv", fake_fps=fake_fps)
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS) == pytest.approx(fake_fps)  # the lie
     info = probe(path)
     assert not info.reliable
     assert info.fps == pytest.approx(FPS) and info.frame_count == N
@@ -249,5 +385,3 @@ def test_real_clips(folder, suffix, low, high):
     assert abs(len(frames) - info.duration) <= 1.5
     assert frames[-1].time == pytest.approx(len(frames) - 1, abs=1 / info.fps + 1e-6)
     assert all(f.image.shape == (64, 64, 3) for f in frames)
-
-

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from captioner.errors import FormatError
-from captioner.files import atomic_write_text
+from captioner.files import atomic_write_text, read_json
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
@@ -145,12 +145,7 @@ class Vocabulary:
     def load(cls, path: str | os.PathLike) -> Vocabulary:
         """Read a vocabulary written by `save`; a bad file raises FormatError."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FormatError(f"{path}: vocabulary file not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise FormatError(f"{path}: not a readable vocabulary JSON file ({err})") from None
+        data = read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("words"), list):
             raise FormatError(f'{path}: expected a JSON object with a "words" list')
         words, min_count, max_size = data["words"], data.get("min_count", 1), data.get("max_size")

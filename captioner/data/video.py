@@ -13,6 +13,9 @@ or stale after a bad remux):
   positive, else DEFAULT_FPS (both with a warning: the timing is then a guess).
 * sample_frames times each frame as index / fps when the header fps passed those checks, and
   from its own timestamp (relative to the first frame) otherwise, so variable-rate files work.
+* Some containers state the rate twice, and FFmpeg reads one statement only, deriving both
+  CAP_PROP_FPS and CAP_PROP_POS_MSEC from it: then a lie there cannot be seen from OpenCV, and
+  the other statement is read from the file (see _container_rate) and wins where it must.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import struct
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -32,6 +38,13 @@ from captioner.errors import VideoError
 
 log = logging.getLogger(__name__)
 
+# On a bad file FFmpeg and OpenCV print lines of their own ("[h264 @ 0x...] ...", "[ WARN:0...]")
+# besides the one this module logs. FFmpeg's level is read when the first capture opens; OpenCV's
+# when cv2 is imported, maybe before this module, hence setLogLevel. A level the user set wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 # Codecs OpenCV's bundled FFmpeg can write here (no H.264 encoder in the wheel).
 WRITER_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -40,6 +53,7 @@ FPS_TOLERANCE = 0.05  # header fps may differ this much (relative) from the time
 MAX_SECONDS = 7 * 24 * 3600.0  # a header announcing more than a week of video is corrupt
 PROBE_FRAMES = 10  # frames decoded up front to check the header against the timestamps
 DEFAULT_FPS = 25.0  # only when neither the header nor the timestamps say anything usable
+MP4_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide"}  # MP4/MOV/M4V files
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class _Start:
     width: int
     height: int
     stamps_ms: list[float]  # CAP_PROP_POS_MSEC after each of the first frames grabbed
+    ms_scale: float = 1.0  # POS_MSEC times this is real time; 1 unless _container_rate overruled
 
 
 def probe(path: Path) -> VideoInfo:
@@ -84,11 +99,13 @@ def probe(path: Path) -> VideoInfo:
     )
     if doubt is None and len(start.stamps_ms) == PROBE_FRAMES:
         doubt = _check_end(path, int(start.frame_count))
+    reliable = start.ms_scale == 1.0
     if doubt is None:
         count = int(start.frame_count)
-        return VideoInfo(path, start.fps, count, count / start.fps, start.width, start.height, True)
+        duration = count / start.fps
+        return VideoInfo(path, start.fps, count, duration, start.width, start.height, reliable)
     log.info("%s: %s; counting frames by decoding", path, doubt)
-    stamps = _all_stamps(path)
+    stamps = [ms * start.ms_scale for ms in _all_stamps(path)]
     fps, duration = _decoded_timing(start.fps, stamps, path)
     return VideoInfo(path, fps, len(stamps), duration, start.width, start.height, False)
 
@@ -105,7 +122,8 @@ def sample_frames(
         raise ValueError(f"size must be at least 1, got {size}")
     path = Path(path)
     start = _read_start(path)  # checked now, so a bad file fails at the call, not mid-loop
-    by_index = _fps_doubt(start.fps, start.stamps_ms) is None
+    # A rate taken from the container's other header is a constant rate: time by index.
+    by_index = start.ms_scale != 1.0 or _fps_doubt(start.fps, start.stamps_ms) is None
     video_fps = start.fps if by_index else _decoded_timing(start.fps, start.stamps_ms, path)[0]
     # A plausible header count lets a stream that stops early be reported as truncated (a
     # count derived from a bogus fps would only raise false alarms).
@@ -125,18 +143,17 @@ def _sample(
 ) -> Iterator[Frame]:
     """The decoding loop behind sample_frames: grab every frame, retrieve only the chosen ones."""
     step = 1.0 / video_fps
-    cap = _open(path)
     index, target, emitted = 0, 0, 0
     first_ms = last_time = None
     stopped = ""
-    try:
+    with _capture(path) as cap:
         while max_frames is None or emitted < max_frames:
             try:
                 if not cap.grab():
                     break
                 stamp = cap.get(cv2.CAP_PROP_POS_MSEC)
             except cv2.error as exc:
-                stopped = f"decoding failed ({exc})"
+                stopped = f"decoding failed ({_one_line(exc)})"
                 break
             if by_index:
                 time = index * step
@@ -164,8 +181,6 @@ def _sample(
                     target += 1
                 target += 1
             index += 1
-    finally:
-        cap.release()
     if index == 0:
         raise VideoError(f"{path}: the file opens but no frame could be decoded")
     short = expected is not None and index < expected - max(2, expected // 50)
@@ -213,53 +228,129 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
     return path
 
 
-def _open(path: Path) -> cv2.VideoCapture:
-    """A FFmpeg capture on an existing, non-empty file, or VideoError saying why not."""
+@contextmanager
+def _capture(path: Path) -> Iterator[cv2.VideoCapture]:
+    """An FFmpeg capture on an existing, non-empty file, released after; else VideoError saying why.
+
+    A cv2.error anywhere inside (opening, reading, releasing) becomes a VideoError naming the
+    file, so that a batch records the file and goes on.
+    """
     if not path.exists():
         raise VideoError(f"{path}: no such file")
     if not path.is_file():
         raise VideoError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: file is empty")
-    # FFmpeg only: the default would also try the image-sequence backend on names with '%'.
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    if not cap.isOpened():
-        cap.release()
-        raise VideoError(
-            f"{path}: cannot open as a video (not a video file, truncated before its index, "
-            "or a codec OpenCV's FFmpeg lacks)"
-        )
-    return cap
+    try:
+        # FFmpeg only: the default would also try the image-sequence backend on names with '%'.
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        try:
+            if not cap.isOpened():
+                raise VideoError(
+                    f"{path}: cannot open as a video (not a video file, truncated before its "
+                    "index, or a codec OpenCV's FFmpeg lacks)"
+                )
+            yield cap
+        finally:
+            cap.release()
+    except cv2.error as exc:
+        raise VideoError(f"{path}: OpenCV failed on this file ({_one_line(exc)})") from None
+
+
+def _one_line(exc: Exception) -> str:
+    """An exception's message on one line (cv2.error messages carry newlines)."""
+    return " ".join(str(exc).split())
 
 
 def _read_start(path: Path) -> _Start:
     """Header numbers plus the timestamps of the first PROBE_FRAMES frames and the real size."""
-    cap = _open(path)
-    try:
+    with _capture(path) as cap:
         fps = cap.get(cv2.CAP_PROP_FPS)
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        width, height = (
-            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-        )
-        stamps: list[float] = []
+        if not cap.grab():
+            raise VideoError(f"{path}: the file opens but no frame could be decoded")
+        stamps = [cap.get(cv2.CAP_PROP_POS_MSEC)]
+        ok, bgr = cap.retrieve()
+        if not ok or bgr is None:
+            raise VideoError(f"{path}: the first frame cannot be decoded")
+        height, width = bgr.shape[:2]  # the decoded size, not the header's (rotation, odd streams)
         try:
             while len(stamps) < PROBE_FRAMES and cap.grab():
                 stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
-                if len(stamps) == 1:
-                    # The decoded frame's size wins over the header (rotation, odd streams).
-                    ok, bgr = cap.retrieve()
-                    if not ok or bgr is None:
-                        raise VideoError(f"{path}: the first frame cannot be decoded")
-                    height, width = bgr.shape[:2]
-        except cv2.error as exc:
-            if not stamps:
-                raise VideoError(f"{path}: cannot decode ({exc})") from None
-    finally:
-        cap.release()
-    if not stamps:
-        raise VideoError(f"{path}: the file opens but no frame could be decoded")
-    return _Start(fps, count, width, height, stamps)
+        except cv2.error:
+            pass  # a stream that breaks after its first frame is for probe to count
+    rate = _container_rate(path, fps, count)
+    if rate is None:
+        return _Start(fps, count, width, height, stamps)
+    # Overruling an absurd rate is a fix; choosing between two plausible ones is a guess.
+    level = logging.WARNING if FPS_RANGE[0] <= fps <= FPS_RANGE[1] else logging.INFO
+    log.log(
+        level, "%s: FFmpeg reads %g fps, the container's other header %g; using it", path, fps, rate
+    )
+    scale = fps / rate  # FFmpeg's timestamps follow the rate it read
+    return _Start(rate, count, width, height, [ms * scale for ms in stamps], scale)
+
+
+def _container_rate(path: Path, fps: float, count: float) -> float | None:
+    """The rate a container states besides the one FFmpeg read, where it must win over fps; or None.
+
+    AVI: FFmpeg times frames by strh's dwRate/dwScale only; avih's frame period is the other
+    statement (real files agree to 0.01%), and wins when they disagree. MP4/MOV: FFmpeg times
+    frames by mdhd/stts only; mvhd's movie duration over the frame count is the other statement,
+    but only against a rate outside FPS_RANGE: a plausible rate with a shorter movie is exactly
+    what a trimmed video is (FFmpeg plays just the edit). MKV/WebM: the header and the block
+    timestamps are independent already (see _fps_doubt). Where the statements agree, as in a
+    file whose every header says 2 fps, the file is a 2 fps video: nothing else can say so.
+    """
+    lo, hi = FPS_RANGE
+    if not (math.isfinite(fps) and fps > 0):
+        return None  # no rate to correct the timestamps by; _decoded_timing copes
+    try:
+        with open(path, "rb") as f:
+            head = f.read(36)
+            if head[:4] == b"RIFF" and head[8:12] == b"AVI " and head[24:28] == b"avih":
+                usec = struct.unpack_from("<I", head, 32)[0]  # avih.dwMicroSecPerFrame
+                rate = 1e6 / usec if usec else math.nan
+            elif head[4:8] in MP4_FIRST_BOXES and not lo <= fps <= hi:
+                seconds = _mp4_movie_seconds(f)
+                rate = count / seconds if seconds else math.nan
+            else:
+                return None
+    except (OSError, struct.error):
+        return None
+    return rate if lo <= rate <= hi and abs(rate - fps) > FPS_TOLERANCE * rate else None
+
+
+def _mp4_movie_seconds(f: BinaryIO) -> float | None:
+    """The duration in mvhd (the movie header) of an open MP4/MOV file, in seconds; or None."""
+    size = os.fstat(f.fileno()).st_size
+    moov = next(((a, b) for kind, a, b in _boxes(f, 0, size) if kind == b"moov"), None)
+    mvhd = moov and next((a for kind, a, _ in _boxes(f, *moov) if kind == b"mvhd"), None)
+    if not mvhd:
+        return None
+    f.seek(mvhd)
+    body = f.read(32)  # version, flags, created, modified, timescale, duration (v1: 64-bit times)
+    if body[:1] == b"\x01":
+        timescale, duration = struct.unpack_from(">IQ", body, 20)
+    else:
+        timescale, duration = struct.unpack_from(">II", body, 12)
+    return duration / timescale if timescale else None
+
+
+def _boxes(f: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, body start, body end) of each ISO-BMFF box from start to end of an open file."""
+    while start + 8 <= end:
+        f.seek(start)
+        size, kind = struct.unpack(">I4s", f.read(8))
+        body = start + 8
+        if size == 1:  # a 64-bit size follows
+            size, body = struct.unpack(">Q", f.read(8))[0], start + 16
+        elif size == 0:  # the box runs to the end
+            size = end - start
+        if size < body - start:
+            return
+        yield kind, body, min(start + size, end)
+        start += size
 
 
 def _stamp_span(stamps_ms: Sequence[float]) -> tuple[int, float, int, float] | None:
@@ -305,28 +396,26 @@ def _count_doubt(count: float, fps: float, stamps_ms: Sequence[float]) -> str | 
 
 def _check_end(path: Path, count: int) -> str | None:
     """None when the stream really ends after count frames (seek to the last one, one past it)."""
-    cap = _open(path)
-    try:
-        if cap.set(cv2.CAP_PROP_POS_FRAMES, count - 1) and cap.grab() and not cap.grab():
-            return None
-    except cv2.error:
-        pass
-    finally:
-        cap.release()
+    with _capture(path) as cap:
+        try:
+            if cap.set(cv2.CAP_PROP_POS_FRAMES, count - 1) and cap.grab() and not cap.grab():
+                return None
+        except cv2.error:
+            pass  # a seek that fails casts doubt on the count, not on the file
     return f"header frame count {count} does not match the end of the stream"
 
 
 def _all_stamps(path: Path) -> list[float]:
     """POS_MSEC of every frame, by grabbing (decoding) the whole stream once; no pixels kept."""
-    cap = _open(path)
     stamps: list[float] = []
-    try:
-        while cap.grab():
-            stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
-    except cv2.error as exc:
-        log.warning("%s: decoding failed after %d frames (%s)", path, len(stamps), exc)
-    finally:
-        cap.release()
+    with _capture(path) as cap:
+        try:
+            while cap.grab():
+                stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+        except cv2.error as exc:
+            log.warning(
+                "%s: decoding failed after %d frames (%s)", path, len(stamps), _one_line(exc)
+            )
     if not stamps:
         raise VideoError(f"{path}: the file opens but no frame could be decoded")
     return stamps
@@ -365,5 +454,3 @@ def _to_rgb(bgr: np.ndarray) -> np.ndarray:
     if bgr.shape[2] == 4:
         return cv2.cvtColor(bgr, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
