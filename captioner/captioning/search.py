@@ -62,43 +62,72 @@ def greedy(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray,
 
 def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray, width: int = 3,
                 max_length: int = DEFAULT_MAX_LENGTH, length_penalty: float = 1.0) -> list[Caption]:
-    """Keep the ``width`` best partial captions per image; rank finished ones by
-    total log-probability / length ** length_penalty (0: no normalisation, 1: per-word mean)."""
-    n, k = len(features), width
+    """The best caption per image by total log-probability / length ** length_penalty
+    (0: no normalisation, 1: per-word mean; the length counts ``<end>``).
+
+    ``width`` live hypotheses per image; one that writes ``<end>`` leaves the beam for a list
+    of finished ones (the ``width`` best, ranked by the penalised score as they come), so the
+    beam keeps ``width`` captions still growing. An image is done when no live hypothesis can
+    still beat its worst finished one, whatever length it reaches.
+    """
+    n, k, size = len(features), width, decoder.vocab_size
     states = _initial(decoder, features, repeat=k)
     tokens = np.full(n * k, Vocabulary.START_ID)
     scores = np.full((n, k), -np.inf)
     scores[:, 0] = 0.0  # all beams start identical: expand only the first
     seqs = np.zeros((n, k, 0), dtype=int)
-    lengths = np.zeros((n, k), dtype=int)
-    done = np.zeros((n, k), dtype=bool)
-    vocab_size = decoder.vocab_size
-    for _ in range(max_length):
+    finished: list[list[tuple[float, float, int, list[int]]]] = [[] for _ in range(n)]
+    active = np.ones(n, dtype=bool)
+    rows = np.arange(n)[:, None]
+    for length in range(1, max_length + 1):
         logp, states = _step(decoder, tokens, states)
-        logp = logp.reshape(n, k, vocab_size)
-        # A finished beam may only continue with <pad>, at no cost: it keeps its slot and score.
-        logp = np.where(done[..., None], -np.inf, logp)
-        logp[..., Vocabulary.PAD_ID] = np.where(done, 0.0, -np.inf)
-        candidates = (scores[..., None] + logp).reshape(n, k * vocab_size)
-        best = top_k_indices(candidates, k)
-        beam, word = best // vocab_size, best % vocab_size
-        rows = np.arange(n)[:, None]
-        scores = candidates[rows, best]
+        candidates = (scores[..., None] + logp.reshape(n, k, size)).reshape(n, k * size)
+        beam = np.zeros((n, k), dtype=int)
+        word = np.full((n, k), Vocabulary.PAD_ID)
+        live = np.full((n, k), -np.inf)
+        for i in np.flatnonzero(active):
+            # 2k candidates: even if k of them end here, k remain to carry on.
+            kept = 0
+            for c in top_k_indices(candidates[i], 2 * k):
+                total = float(candidates[i, c])
+                if not np.isfinite(total) or kept == k:
+                    break
+                b, w = divmod(int(c), size)
+                if w == Vocabulary.END_ID:
+                    ending = (total / length**length_penalty, total, length, [*seqs[i, b], w])
+                    finished[i] = sorted([*finished[i], ending], key=lambda f: -f[0])[:k]
+                else:
+                    beam[i, kept], word[i, kept], live[i, kept] = b, w, total
+                    kept += 1
+            active[i] = not _settled(finished[i], live[i], k, length, max_length, length_penalty)
         seqs = np.concatenate([seqs[rows, beam], word[..., None]], axis=2)
-        was_done = done[rows, beam]
-        lengths = lengths[rows, beam] + ~was_done
-        done = was_done | (word == Vocabulary.END_ID)
         flat = (rows * k + beam).reshape(-1)
         states = [np.asarray(s)[flat] for s in states]
         tokens = word.reshape(-1)
-        if done.all():
+        scores = np.where(active[:, None], live, -np.inf)
+        if not active.any():
             break
-    normalised = scores / np.maximum(lengths, 1) ** length_penalty
-    pick = normalised.argmax(1)
-    return [
-        Caption(vocab.decode(seqs[i, j]), float(scores[i, j] / max(lengths[i, j], 1)))
-        for i, j in enumerate(pick)
-    ]
+    for i in np.flatnonzero(active):  # out of words: the live ones end here, unfinished
+        for j in np.flatnonzero(np.isfinite(scores[i])):
+            total, length = float(scores[i, j]), seqs.shape[2]
+            finished[i].append((total / length**length_penalty, total, length, list(seqs[i, j])))
+    best = [max(f, key=lambda f: f[0]) for f in finished]
+    return [Caption(vocab.decode(seq), total / max(length, 1)) for _, total, length, seq in best]
+
+
+def _settled(finished: list, live: np.ndarray, k: int, length: int, max_length: int,
+             length_penalty: float) -> bool:
+    """Whether no live hypothesis can beat the k-th finished one at any length still possible."""
+    if not np.isfinite(live).any():
+        return True
+    if len(finished) < k:
+        return False
+    # Log-probabilities only fall as words are added, so a live total bounds its future
+    # totals; the penalty divides by length ** lp, most favourably at one end of the range.
+    best_live = float(np.max(live))
+    shortest = min(length + 1, max_length)
+    bound = max(best_live / shortest**length_penalty, best_live / max_length**length_penalty)
+    return bound <= finished[-1][0]
 
 
 def next_words(decoder: CaptionDecoder, vocab: Vocabulary, feature: np.ndarray, prefix: str,

@@ -1,0 +1,120 @@
+"""Beam search (captioner.captioning.search) against exhaustive search on a tiny vocabulary."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from captioner.captioning.config import TrainConfig
+from captioner.captioning.search import beam_search, greedy
+from captioner.captioning.train import build_decoder
+from captioner.data.text import Vocabulary
+
+MAX_LENGTH = 4
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import keras
+
+    vocab = Vocabulary.build(["red blue green"], min_count=1)  # 3 words + the specials
+    keras.utils.set_random_seed(3)
+    decoder = build_decoder(vocab, 8, TrainConfig(embed_dim=8, units=16, min_count=1))
+    # Sharper than a fresh init, so the best caption stands clear of the second best.
+    decoder.set_weights([w * 4 for w in decoder.get_weights()])
+    features = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    return decoder, vocab, features
+
+
+def exhaustive(decoder, vocab, features, length_penalty):
+    """Every caption of at most MAX_LENGTH tokens (ended by <end>, or cut at MAX_LENGTH words),
+    scored by teacher forcing; returns per image the (penalised score, text) ranking."""
+    words = [i for i in range(len(vocab)) if i not in
+             (Vocabulary.PAD_ID, Vocabulary.START_ID, Vocabulary.END_ID, Vocabulary.UNK_ID)]
+    seqs = [list(s) + [Vocabulary.END_ID] for n in range(MAX_LENGTH) for s in
+            itertools.product(words, repeat=n)]
+    seqs += [list(s) for s in itertools.product(words, repeat=MAX_LENGTH)]
+    tokens = np.zeros((len(seqs), MAX_LENGTH + 1), dtype="int32")
+    for row, seq in enumerate(seqs):
+        tokens[row, : len(seq) + 1] = [Vocabulary.START_ID, *seq][: MAX_LENGTH + 1]
+    rankings = []
+    for feature in features:
+        batch = np.repeat(feature[None], len(seqs), axis=0)
+        logits = np.asarray(decoder((batch, tokens), training=False))
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        ranked = []
+        for row, seq in enumerate(seqs):
+            total = sum(logp[row, t, seq[t]] for t in range(len(seq)))
+            ranked.append((total / len(seq) ** length_penalty, vocab.decode(seq)))
+        rankings.append(sorted(ranked, reverse=True))
+    return rankings
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 0.5, 1.0, 2.0])
+def test_a_wide_beam_finds_the_exhaustive_best(tiny, length_penalty):
+    decoder, vocab, features = tiny
+    found = beam_search(decoder, vocab, features, width=150, max_length=MAX_LENGTH,
+                        length_penalty=length_penalty)
+    for caption, ranking in zip(found, exhaustive(decoder, vocab, features, length_penalty)):
+        (best, text), (second, _) = ranking[:2]
+        assert best - second > 1e-4, "a near tie would make the check meaningless"
+        assert caption.text == text
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_a_narrow_beam_is_never_better_than_exhaustive(tiny, length_penalty):
+    decoder, vocab, features = tiny
+    rankings = exhaustive(decoder, vocab, features, length_penalty)
+    for width in (1, 2, 3):
+        found = beam_search(decoder, vocab, features, width=width, max_length=MAX_LENGTH,
+                            length_penalty=length_penalty)
+        for caption, ranking in zip(found, rankings):
+            scores = dict((text, score) for score, text in ranking)
+            assert scores[caption.text] <= ranking[0][0] + 1e-5
+
+
+def test_width_one_without_penalty_is_greedy(tiny):
+    decoder, vocab, features = tiny
+    g = greedy(decoder, vocab, features, max_length=MAX_LENGTH)
+    b = beam_search(decoder, vocab, features, width=1, max_length=MAX_LENGTH, length_penalty=0.0)
+    assert [c.text for c in g] == [c.text for c in b]
+
+
+class ScriptedModel:
+    """A language model whose next-word log-probabilities are a table of prefixes: a stand-in
+    for the decoder that lets a test set up exactly the race a beam search must win."""
+
+    def __init__(self, vocab: Vocabulary, table: dict[tuple[str, ...], dict[str, float]]):
+        self.vocab, self.table, self.vocab_size = vocab, table, len(vocab)
+
+    def initial_state(self, features):
+        return [self._objects([()] * len(features))]
+
+    @staticmethod
+    def _objects(values: list) -> np.ndarray:
+        array = np.empty(len(values), dtype=object)
+        for i, value in enumerate(values):
+            array[i] = value  # one tuple per cell: numpy would unpack a list of them
+        return array
+
+    def step(self, tokens, states):
+        prefixes = [(*prefix, int(t)) for prefix, t in zip(states[0], tokens)]
+        logp = np.full((len(prefixes), self.vocab_size), -100.0)
+        for row, prefix in enumerate(prefixes):
+            words = tuple(self.vocab.id_to_word[i] for i in prefix[1:])  # after <start>
+            for word, value in self.table.get(words, {}).items():
+                logp[row, self.vocab.word_to_id[word]] = value
+        return logp, [self._objects(prefixes)]
+
+
+def test_finished_captions_leave_the_beam_and_the_penalty_ranks_them_as_they_come():
+    """Width 2: "<end>" at once is the likeliest first step, but with length penalty 2 the
+    caption "b x" wins. A beam that kept the finished "<end>" in one of its two slots would
+    drop "b" at the first step and never find it."""
+    vocab = Vocabulary.build(["a b x y"], min_count=1)
+    end = "<end>"
+    model = ScriptedModel(vocab, {(): {end: -0.1, "a": -0.3, "b": -0.4},
+                                  ("b",): {"x": -0.01, end: -5.0}, ("b", "x"): {end: -0.01}})
+    found = beam_search(model, vocab, np.zeros((1, 2)), width=2, length_penalty=2.0)
+    assert found[0].text == "b x"
+    assert found[0].score == pytest.approx(-0.42 / 3)  # mean log-probability per token
