@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from captioner.captioning.config import BOUNDS as TRAIN_BOUNDS
-from captioner.captioning.config import MONITORS, TrainConfig
+from captioner.captioning.config import DECODERS, MONITORS, TrainConfig
 from captioner.checks import number_in
 from captioner.encoders import DEFAULT_ENCODER
 from captioner.errors import CaptionerError
@@ -206,6 +206,8 @@ def _config_flags(parser: argparse.ArgumentParser, config, bounds: dict) -> None
         flag = "--" + name.replace("_", "-")
         if name == "monitor":
             parser.add_argument(flag, choices=list(MONITORS), help=f"early stopping on (default {value})")
+        elif name == "decoder":
+            parser.add_argument(flag, choices=list(DECODERS), help=f"decoder type (default {value})")
         elif name == "pooling":
             parser.add_argument(flag, choices=["lstm", "mean"], help=f"default {value}")
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from captioner.captioning.attention import AttentionDecoder
 from captioner.captioning.bundle import Bundle, load_bundle, save_bundle
 from captioner.captioning.config import TrainConfig
 from captioner.captioning.dataset import Split, load_split, read_records
@@ -19,7 +20,7 @@ from captioner.data.images import gather_images
 from captioner.data.paths import display_path
 from captioner.data.text import Vocabulary
 from captioner.encoders import DEFAULT_ENCODER
-from captioner.encoders.features import extract_features, item_name
+from captioner.encoders.features import as_regions, extract_features, item_name
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError, ImageError
 from captioner.evaluation.captions import evaluate_captions
@@ -41,7 +42,7 @@ class Captioner:
     def load(cls, folder: Path) -> Captioner:
         """Load a bundle folder written by :meth:`save` or ``captioner train``."""
         bundle = load_bundle(folder)
-        if not isinstance(bundle.model, CaptionDecoder):
+        if not isinstance(bundle.model, (CaptionDecoder, AttentionDecoder)):
             raise BundleError(f"{folder}: holds a {type(bundle.model).__name__}, not an image captioner")
         return cls(bundle.model, bundle.vocab, bundle.card)
 
@@ -65,6 +66,15 @@ class Captioner:
                 raise BundleError(f"encoder {self.card['encoder']} gives {self._encoder.feature_dim} "
                                   f"features; the decoder expects {self.decoder.feature_dim}")
         return self._encoder
+
+    @property
+    def feature_kind(self) -> str:
+        """What the decoder reads: ``pooled`` vectors or ``spatial`` maps."""
+        return self.decoder.feature_kind
+
+    def _features(self, result) -> np.ndarray:
+        """The decoder's input from extracted features: spatial maps as (N, regions, channels)."""
+        return as_regions(result.features[self.feature_kind])
 
     # --- decoding settings -------------------------------------------------------------
     def decoding(self, beam: int | None = None, length_penalty: float | None = None) -> dict:
@@ -123,8 +133,8 @@ class Captioner:
 
     def caption_items(self, items: list, beam: int | None = None, progress: bool = True) -> list[dict]:
         """Caption exactly these files or in-memory images, in order (the batch step of ``caption``)."""
-        result = extract_features(items, self.encoder, progress=progress)
-        caps = dict(zip(result.paths, self.caption_features(result.features["pooled"], beam)))
+        result = extract_features(items, self.encoder, kinds=(self.feature_kind,), progress=progress)
+        caps = dict(zip(result.paths, self.caption_features(self._features(result), beam)))
         errors = dict(result.errors)
         return [
             {"image": item_name(p), "caption": caps[p].text, "score": round(caps[p].score, 4)}
@@ -141,10 +151,10 @@ class Captioner:
             if problems or len(items) != 1:
                 reason = problems[0][1] if problems else f"expected one image, found {len(items)}"
                 raise ImageError(f"{display_path(problems[0][0]) if problems else image}: {reason}")
-            result = extract_features(items, self.encoder, progress=False)
+            result = extract_features(items, self.encoder, kinds=(self.feature_kind,), progress=False)
             if result.errors:
                 raise ImageError(f"{item_name(result.errors[0][0])}: {result.errors[0][1]}")
-            feature = result.features["pooled"][0]
+            feature = self._features(result)[0]
         return next_words(self.decoder, self.vocab, feature, prefix, k)
 
     # --- evaluation and training -----------------------------------------------------------
@@ -158,7 +168,8 @@ class Captioner:
             raise CaptionerError(f"{data}: has no {split!r} split; it has {have} "
                                  "(choose one with --split, or --split '' for all images)")
         splits = (split,) if split else (*present, None)
-        subset, problems = load_split(records, Path(images), self.encoder, splits, progress)
+        subset, problems = load_split(records, Path(images), self.encoder, splits, progress,
+                                      self.feature_kind)
         if not subset.names:
             raise CaptionerError(f"none of the images of the {split or 'data set'} split were found "
                                  f"under {images} ({len(problems)} missing or unreadable)")

@@ -8,11 +8,13 @@ from captioner.checks import check_fields
 from captioner.errors import CaptionerError
 
 MONITORS = {"loss": "dev_loss", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
+DECODERS = ("show_tell", "attention")
 # Sane ranges of the numeric knobs: a flag outside them is a typo, told at once.
 BOUNDS = {"embed_dim": (1, 8192), "units": (1, 8192), "num_layers": (1, 8), "dropout": (0, 0.95),
           "feature_dropout": (0, 0.95), "learning_rate": (1e-7, 1.0), "batch_size": (1, 65536),
           "epochs": (0, 100_000), "patience": (1, 100_000), "min_count": (1, 1_000_000),
-          "max_length": (1, 200), "seed": (0, 2**31 - 1), "lm_epochs": (0, 100_000)}
+          "max_length": (1, 200), "seed": (0, 2**31 - 1), "lm_epochs": (0, 100_000),
+          "attention_dim": (1, 8192), "attention_penalty": (0, 100)}
 
 
 @dataclass
@@ -33,8 +35,13 @@ class TrainConfig:
     max_length: int = 20
     seed: int = 0
     lm_epochs: int = 0  # language-model pre-training epochs on caption text alone
+    decoder: str = "show_tell"  # or "attention": soft attention over the spatial map
+    attention_dim: int = 256
+    attention_penalty: float = 1.0  # weight of the doubly stochastic attention regulariser
 
     def __post_init__(self) -> None:
         check_fields(self, BOUNDS)
         if self.monitor not in MONITORS:
             raise CaptionerError(f"unknown monitor {self.monitor!r}; choose from {', '.join(MONITORS)}")
+        if self.decoder not in DECODERS:
+            raise CaptionerError(f"unknown decoder {self.decoder!r}; choose from {', '.join(DECODERS)}")

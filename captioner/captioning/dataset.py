@@ -9,7 +9,7 @@ import numpy as np
 
 from captioner.data.caption_sets import CaptionRecord, group_by_image, read_captions
 from captioner.encoders.base import Encoder
-from captioner.encoders.features import extract_features
+from captioner.encoders.features import as_regions, extract_features
 from captioner.errors import FormatError
 
 
@@ -24,16 +24,19 @@ class Split:
 
 
 def load_split(records: list[CaptionRecord], images: Path, encoder: Encoder,
-               splits: tuple[str | None, ...], progress: bool = True) -> tuple[Split, list[str]]:
-    """Features of the split's images found in ``images``; also returns the problems met."""
+               splits: tuple[str | None, ...], progress: bool = True,
+               kind: str = "pooled") -> tuple[Split, list[str]]:
+    """Features (``kind``: pooled vectors, or spatial maps flattened to (regions, channels)) of
+    the split's images found in ``images``; also returns the problems met."""
     grouped = group_by_image(r for r in records if r.split in splits)
     problems = [f"{name}: image not found in {images}" for name in grouped if not (images / name).is_file()]
     names = [name for name in grouped if (images / name).is_file()]
-    result = extract_features([images / n for n in names], encoder, progress=progress)
+    result = extract_features([images / n for n in names], encoder, kinds=(kind,), progress=progress)
     problems += [f"{path}: {reason}" for path, reason in result.errors]
     name_of = {images / n: n for n in names}
     names = [name_of[p] for p in result.paths]
-    return Split(names, result.paths, result.features["pooled"], [grouped[n] for n in names]), problems
+    features = as_regions(result.features[kind])
+    return Split(names, result.paths, features, [grouped[n] for n in names]), problems
 
 
 def read_records(path: Path) -> list[CaptionRecord]:

@@ -16,6 +16,8 @@ from keras import ops
 class CaptionDecoder(keras.Model):
     """(image features (B, D), token ids (B, T)) -> next-word logits (B, T, vocab)."""
 
+    feature_kind = "pooled"
+
     def __init__(
         self,
         vocab_size: int,

@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from captioner.captioning.attention import AttentionDecoder
 from captioner.captioning.bundle import CHECKPOINTS, check_target, make_card
 from captioner.captioning.config import MONITORS, TrainConfig
 from captioner.captioning.dataset import load_split, read_records
@@ -48,23 +49,42 @@ def pairs_dataset(features: np.ndarray, captions: list[list[str]], vocab: Vocabu
 
     image_index = np.array([i for i, caps in enumerate(captions) for _ in caps], dtype="int32")
     tokens = encode_captions(vocab, [c for caps in captions for c in caps], config.max_length)
-    feats = tf.constant(np.asarray(features, dtype="float32"))
+    shape = tuple(features.shape[1:])
+
+    def rows(index):
+        # Read only this batch's rows: ``features`` may be a float16 memory map on disk.
+        return np.asarray(features[np.asarray(index)], dtype="float32")
+
+    def batch(index, tok):
+        feats = tf.numpy_function(rows, [index], tf.float32, stateful=False)
+        feats.set_shape((None, *shape))
+        return (feats, tok[:, :-1]), tok[:, 1:]
+
     ds = tf.data.Dataset.from_tensor_slices((image_index, tokens))
     if shuffle:
         ds = ds.shuffle(len(tokens), seed=config.seed * 100_003 + epoch, reshuffle_each_iteration=False)
-    ds = ds.batch(config.batch_size).map(
-        lambda i, t: ((tf.gather(feats, i), t[:, :-1]), t[:, 1:]), num_parallel_calls=2
-    )
-    return ds.prefetch(2)
+    return ds.batch(config.batch_size).map(batch, num_parallel_calls=2).prefetch(2)
 
 
-def build_decoder(vocab: Vocabulary, feature_dim: int, config: TrainConfig) -> CaptionDecoder:
-    """A compiled decoder for ``config`` (padding ignored by the loss)."""
-    decoder = CaptionDecoder(
-        len(vocab), feature_dim, embed_dim=config.embed_dim, units=config.units,
-        num_layers=config.num_layers, dropout=config.dropout,
-        feature_dropout=config.feature_dropout,
-    )
+def build_decoder(vocab: Vocabulary, feature_shape: int | tuple, config: TrainConfig):
+    """A compiled decoder of ``config.decoder``'s type (padding ignored by the loss).
+
+    ``feature_shape`` is one image's features: (D,) pooled, or (R, D) for attention.
+    """
+    shape = (feature_shape,) if isinstance(feature_shape, int) else tuple(feature_shape)
+    if config.decoder == "attention":
+        if len(shape) != 2:
+            raise CaptionerError(f"the attention decoder needs spatial maps (regions, channels), got {shape}")
+        decoder = AttentionDecoder(
+            len(vocab), shape[1], regions=shape[0], embed_dim=config.embed_dim, units=config.units,
+            attention_dim=config.attention_dim, dropout=config.dropout,
+            feature_dropout=config.feature_dropout, attention_penalty=config.attention_penalty)
+    else:
+        decoder = CaptionDecoder(
+            len(vocab), shape[-1], embed_dim=config.embed_dim, units=config.units,
+            num_layers=config.num_layers, dropout=config.dropout,
+            feature_dropout=config.feature_dropout,
+        )
     decoder.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=5.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
@@ -172,7 +192,7 @@ class Trainer:
         else:
             keras.utils.set_random_seed(config.seed)
             self.vocab.save(self.vocab_path)
-            self.decoder = build_decoder(self.vocab, features.shape[1], config)
+            self.decoder = build_decoder(self.vocab, features.shape[1:], config)
             if config.lm_epochs and self.lm_captions:
                 self._pretrain_language_model()
         validation = pairs_dataset(*self.dev_data, self.vocab, config, shuffle=False)
@@ -205,12 +225,11 @@ class Trainer:
         self.state["config"] = asdict(self.config)
 
     def _pretrain_language_model(self) -> None:
-        """Next-word prediction on caption text alone: the image feature is all zeros."""
-        captions = [[c] for c in self.lm_captions]
-        zeros = np.zeros((len(captions), self.train_data[0].shape[1]), dtype="float32")
+        """Next-word prediction on caption text alone: every caption of one all-zero "image"."""
+        zeros = np.zeros((1, *self.train_data[0].shape[1:]), dtype="float32")
         if self.verbose:
-            print(f"language-model pre-training on {len(captions)} captions")
-        self.decoder.fit(pairs_dataset(zeros, captions, self.vocab, self.config, shuffle=True),
+            print(f"language-model pre-training on {len(self.lm_captions)} captions")
+        self.decoder.fit(pairs_dataset(zeros, [self.lm_captions], self.vocab, self.config, shuffle=True),
                          epochs=self.config.lm_epochs, verbose=self.verbose)
 
 
@@ -221,8 +240,9 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
     vocabulary, the card so far and the encoded dev split. Checkpoints live in ``out``."""
     check_target(out)  # before any work: never train towards a folder that cannot be written
     records = read_records(Path(data))
-    train, problems = load_split(records, Path(images), encoder, ("train", None), progress)
-    dev, more = load_split(records, Path(images), encoder, ("dev",), progress)
+    kind = AttentionDecoder.feature_kind if config.decoder == "attention" else "pooled"
+    train, problems = load_split(records, Path(images), encoder, ("train", None), progress, kind)
+    dev, more = load_split(records, Path(images), encoder, ("dev",), progress, kind)
     problems += more
     if not train.names or not dev.names:
         raise CaptionerError(f"{data}: need images in both the train and dev splits under {images} "

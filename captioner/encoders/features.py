@@ -207,3 +207,9 @@ def encode_images(images: list[np.ndarray], encoder: Encoder, kinds: tuple[str, 
 def item_name(item: Path | InMemoryImage) -> str:
     """How an image appears in result rows: its path as printable text, or its in-memory name."""
     return item.name if isinstance(item, InMemoryImage) else display_path(item)
+
+
+def as_regions(features: np.ndarray) -> np.ndarray:
+    """Spatial maps (N, h, w, C) as (N, h * w, C) regions, what an attention decoder reads;
+    other features unchanged."""
+    return features.reshape(len(features), -1, features.shape[-1]) if features.ndim == 4 else features
