@@ -48,10 +48,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         known = self._known_words()
-        for word in sys.argv[1:]:
-            word = word.split("=")[0]
-            if word in known or not (word.startswith("-") or word == sys.argv[1]):
-                continue
+        words = [w.split("=")[0] for w in sys.argv[1:]]
+        unknown = [w for w in words if w.startswith("-") and w not in known]
+        top = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        if top and words and words[0] not in known:  # only the top level knows subcommands
+            unknown.insert(0, words[0])
+        for word in unknown:
             close = difflib.get_close_matches(word, known, n=1)
             if close:
                 message += f" (did you mean {close[0]}?)"
@@ -162,8 +164,11 @@ def cmd_train(args) -> int:
                                 resume=args.resume, overwrite=args.overwrite, lm_data=args.lm_data,
                                 command=shlex.join(["captioner", *args.argv]))
     print(f"saved {args.out}")
-    for name, scores in captioner.card["dev_scores"].items():
-        print(f"dev {name}: " + _score_line(scores))
+    decoding = captioner.card["decoding"]
+    print(f"decoding chosen on dev-select: beam {decoding['beam']}, "
+          f"length penalty {decoding['length_penalty']}")
+    for name, scores in captioner.card["scores"].get("dev-report", {}).items():
+        print(f"dev-report {name}: " + _score_line(scores))
     return 0
 
 
@@ -186,16 +191,12 @@ def cmd_evaluate(args) -> int:
 
     captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
     scores = captioner.evaluate(args.data, args.images, split=args.split or None, beam=args.beam,
-                                per_image=args.per_image is not None)
+                                per_image=args.per_image or False)
     for problem in scores["problems"][:10]:
         print(f"skipped {problem}", file=sys.stderr)
     beam = captioner.decoding(args.beam)["beam"]
     print(f"{scores['images']} images, beam {beam}: " + _score_line(scores))
     if args.per_image is not None:
-        from captioner.results.writers import write_jsonl
-
-        rows = [{"image": name, **row} for name, row in scores["per_image"].items()]
-        write_jsonl(args.per_image, rows)
         print(f"per-image results in {args.per_image}")
     return 0
 

@@ -7,7 +7,7 @@ import zipfile
 import keras
 import pytest
 
-from captioner.captioning.bundle import Bundle, load_bundle, save_bundle
+from captioner.captioning.bundle import Bundle, check_target, load_bundle, save_bundle
 from captioner.captioning.config import TrainConfig
 from captioner.captioning.train import build_decoder
 from captioner.data.text import Vocabulary
@@ -34,9 +34,27 @@ def test_a_folder_the_toolkit_did_not_write_is_never_replaced(tmp_path, bundle):
 def test_out_dot_is_refused(tmp_path, bundle, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(BundleError, match="choose a new or empty folder"):
+    with pytest.raises(BundleError, match="the folder you are working in"):
         save_bundle(Path("."), bundle)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+    (tmp_path / "notes.txt").unlink()  # empty, the working folder still cannot be swapped out
+    with pytest.raises(BundleError, match="the folder you are working in"):
+        check_target(Path("."))
+
+
+def test_a_link_to_a_bundle_replaces_the_bundle_and_keeps_the_link(tmp_path, bundle):
+    real = save_bundle(tmp_path / "real", bundle)
+    (tmp_path / "link").symlink_to(real)
+    save_bundle(tmp_path / "link", Bundle(bundle.model, {"encoder": "efficientnet_lite0", "v": 2},
+                                          vocab=bundle.vocab))
+    assert (tmp_path / "link").is_symlink()
+    assert json.loads((real / "card.json").read_text())["v"] == 2
+
+
+def test_a_place_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(BundleError, match="cannot write a bundle there"):
+        check_target(tmp_path / "a-file" / "bundle")
 
 
 def test_a_bundle_is_replaced_whole_and_a_failed_save_keeps_the_old_one(tmp_path, bundle, monkeypatch):

@@ -124,7 +124,10 @@ def test_train_then_evaluate_cli(tmp_path):
     proc = run_cli("train", "--data", data, "--images", images, "--out", out, "--epochs", "15", "--batch-size", "6",
                    "--units", "32", "--embed-dim", "16", "--min-count", "1", "--monitor", "bleu4",
                    "--learning-rate", "0.01", "--dropout", "0.0", "--feature-dropout", "0.0")
-    assert "dev greedy" in proc.stdout
+    assert "decoding chosen on dev-select" in proc.stdout and "dev-report greedy" in proc.stdout
+    card = json.loads((out / "card.json").read_text())
+    assert card["data"]["dev_select_images"] + card["data"]["dev_report_images"] == 6
+    assert card["decoding"]["beam"] in (1, 3, 5) and "dev-report" in card["scores"]
     card = json.loads((out / "card.json").read_text())
     assert card["encoder"] == "efficientnet_lite0" and card["data"]["train_images"] == 18
     assert card["command"].startswith("captioner train")
@@ -189,7 +192,7 @@ def test_the_api_takes_what_people_pass(sample_photos):
     assert len(one) == 1 and one[0]["caption"]
     pixels = np.asarray(Image.open(sample_photos[1]).convert("RGB"))
     rows = captioner.caption([Image.open(sample_photos[1]), pixels, sample_photos[1]], progress=False)
-    assert [r["image"] for r in rows] == [str(sample_photos[1]), "<image 0>", "<image 1>"]
+    assert [r["image"] for r in rows] == ["<image 0>", "<image 1>", str(sample_photos[1])]
     assert len({r["caption"] for r in rows}) == 1  # the same photo, however it was passed
     batch = captioner.caption(np.stack([pixels[:200, :200]] * 2), progress=False)
     assert [r["image"] for r in batch] == ["<image 0>", "<image 1>"]
@@ -262,3 +265,17 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
     if proc.returncode == 0:
         pytest.skip("start-up finished before the signal")
     assert proc.returncode == 130 and "captioner: interrupted" in err and "Traceback" not in err
+
+
+def test_per_image_scores_never_overwrite_a_foreign_file(tmp_path):
+    data, images = _tiny_dataset(tmp_path / "data")
+    before = data.read_bytes()
+    proc = run_cli("evaluate", "--data", data, "--images", images, "--split", "dev",
+                   "--per-image", data, check=False)
+    assert proc.returncode == 2 and "name a .jsonl file" in proc.stderr
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"todo": "buy milk"}\n')
+    proc = run_cli("evaluate", "--data", data, "--images", images, "--split", "dev",
+                   "--per-image", notes, check=False)
+    assert proc.returncode == 2 and "Choose another output path" in proc.stderr
+    assert data.read_bytes() == before and notes.read_text() == '{"todo": "buy milk"}\n'

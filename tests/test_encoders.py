@@ -45,7 +45,7 @@ def test_conversion_happens_once_then_cache_is_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
     first = get_encoder(fast=False)
     assert len(calls) == 1
-    cached = list((tmp_path / "encoders").glob("*.weights.h5"))
+    cached = list((tmp_path / "encoders").glob("*/*.weights.h5"))
     assert len(cached) == 1
     second = get_encoder(fast=False)
     assert len(calls) == 1, "the second load must read the cached .weights.h5, not the .pth"
@@ -104,3 +104,18 @@ def test_keras_backbones_see_pixels_as_their_family_preprocesses_them(name):
     family = importlib.import_module(f"keras.applications.{FAMILIES[name]}")
     expected = np.asarray(family.preprocess_input(pixels.copy()))
     np.testing.assert_allclose(np.asarray(fed(pixels)), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_converted_encoders_are_rebuilt_when_their_code_changes(tmp_path, monkeypatch):
+    """The .weights.h5 and .tflite caches sit in a folder named by the conversion code's hash."""
+    from pathlib import Path
+
+    from captioner.encoders import registry
+
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
+    get_encoder()
+    first = {p.parent.name for p in (tmp_path / "encoders").rglob("*.tflite")}
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes",
+                        lambda p: real(p) + (b"# changed" if p.name == "tflite_runner.py" else b""))
+    assert registry.code_digest(*registry.CONVERSION_CODE) not in first

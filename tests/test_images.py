@@ -146,3 +146,13 @@ def test_a_huge_image_is_decoded_downscaled_in_bounded_memory(tmp_path):
     # old path held six full-size copies at once (2 GB).
     assert int(peak_mb) < 900, f"peak memory {peak_mb} MB"
     assert load_image(path, size=224)[0, 0].tolist() == [200, 120, 40]
+
+
+@pytest.mark.parametrize("mode", ["I;16", "P", "1", "L", "RGBA", "CMYK"])
+def test_large_images_of_every_mode_decode_downscaled(tmp_path, mode):
+    """16-bit, palette and 1-bit images are reduced too (Pillow's reduce refuses them as is)."""
+    path = write_photo(tmp_path / f"big.{'jpg' if mode == 'CMYK' else 'png'}", size=(600, 500),
+                       mode=mode)
+    image = load_image(path, size=224)
+    assert image.dtype == np.uint8 and image.shape[2] == 3
+    assert 224 <= min(image.shape[:2]) < 500

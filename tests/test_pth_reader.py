@@ -137,9 +137,12 @@ def test_an_honest_view_reads_back(tmp_path, monkeypatch):
     [
         (4, (2, 2), (2, 1), "reaches past the end"),  # offset pushes the view out
         (0, (2, 3), (4, 1), "reaches past the end"),  # strides reach beyond 6 floats
-        (0, (10**9, 10**9), (0, 0), "larger than its storage"),  # a huge shape, no memory
+        (0, (4, 2), (0, 0), "larger than its storage"),  # a broadcast view, more than stored
         (-1, (2,), (1,), "malformed"),
         (0, (2, 2), (1,), "malformed"),
+        (0, (1, 1), (2**70, 0), "beyond its storage"),  # would overflow numpy's strides
+        (0, (0, 2**70), (1, 1), "beyond its storage"),
+        (0, (2**31, 2**31, 0), (1, 1, 1), "beyond its storage"),
     ],
 )
 def test_tensor_views_that_lie_about_their_storage_are_refused(tmp_path, monkeypatch, offset, shape,

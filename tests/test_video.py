@@ -385,3 +385,14 @@ def test_real_clips(folder, suffix, low, high):
     assert abs(len(frames) - info.duration) <= 1.5
     assert frames[-1].time == pytest.approx(len(frames) - 1, abs=1 / info.fps + 1e-6)
     assert all(f.image.shape == (64, 64, 3) for f in frames)
+
+
+def test_a_video_whose_name_is_not_utf8_is_read_and_written(tmp_path):
+    """OpenCV crashes the process on such names: they are opened through a plain-named link."""
+    import os
+
+    name = tmp_path / os.fsdecode(b"vid\xe9.avi")
+    write_video(name, [np.full((32, 32, 3), 10 * i, np.uint8) for i in range(10)], fps=5)
+    assert os.fsencode(name) in [os.fsencode(p) for p in tmp_path.iterdir()]
+    assert probe(name).frame_count == 10
+    assert len(list(sample_frames(name, fps=5))) == 10

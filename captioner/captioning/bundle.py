@@ -47,8 +47,13 @@ def make_card(encoder, config, command: str | None, data: dict, problems: list[s
 
 
 def check_target(folder: Path) -> Path:
-    """``folder`` if a bundle may be written there; BundleError before any work if not."""
-    folder = Path(folder)
+    """The real path of ``folder`` if a bundle may be written there; BundleError before any
+    work if not (a foreign folder, the working folder, a place that cannot be written)."""
+    folder = Path(os.path.realpath(folder))  # a link to a bundle: the bundle is replaced
+    here = Path.cwd().resolve()
+    if folder == here or folder in here.parents:
+        raise BundleError(f"{folder}: is the folder you are working in (or holds it); a bundle "
+                          "replaces its folder, so name a new sub-folder")
     if folder.exists() and not folder.is_dir():
         raise BundleError(f"{folder}: is a file; a bundle is a folder, choose another --out")
     if folder.is_dir():
@@ -61,6 +66,11 @@ def check_target(folder: Path) -> Path:
             raise BundleError(
                 f"{folder}: is not empty and is not a captioner bundle (it holds {', '.join(extra)}"
                 f"...); a bundle replaces its folder, so choose a new or empty folder")
+    try:  # the swap writes beside the folder: prove that possible now, not after training
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryDirectory(prefix=f".{folder.name}.", dir=folder.parent).cleanup()
+    except OSError as exc:
+        raise BundleError(f"{folder}: cannot write a bundle there ({exc.strerror or exc})") from None
     return folder
 
 

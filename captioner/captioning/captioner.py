@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -24,7 +25,7 @@ from captioner.encoders.features import as_regions, extract_features, item_name
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError, ImageError
 from captioner.evaluation.captions import evaluate_captions
-from captioner.results.journal import result_writer
+from captioner.results.journal import ResultWriter, result_writer
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
 MAX_BEAM = 50
@@ -110,7 +111,7 @@ class Captioner:
         """A caption for every image: ``{"image", "caption", "score"}`` or ``{"image", "error"}``.
 
         ``images``: a path (file or folder), a PIL image, a numpy array, or a list of these.
-        Paths that cannot be found give error rows first; the batch goes on. With ``output``
+        Rows come in the order given (paths that cannot be found first); the batch goes on. With ``output``
         (.jsonl, .csv or .json) the rows are also written there, atomically; a re-run with the
         same output and settings skips the images it already holds, an interrupted run resumes
         from its journal, and a re-run with other settings needs ``overwrite``.
@@ -125,8 +126,7 @@ class Captioner:
                            overwrite=overwrite) as writer:
             writer.add([{"image": display_path(p), "error": reason} for p, reason in problems
                         if not writer.done(p)])
-            todo = [item for item in items if isinstance(item, Path) and not writer.done(item)]
-            todo += in_memory
+            todo = [item for item in items if not (isinstance(item, Path) and writer.done(item))]
             for start in range(0, len(todo), chunk):
                 writer.add(self.caption_items(todo[start : start + chunk], settings["beam"], progress))
             return writer.rows
@@ -159,21 +159,36 @@ class Captioner:
 
     # --- evaluation and training -----------------------------------------------------------
     def evaluate(self, data: Path, images: Path, split: str | None = "test", beam: int | None = None,
-                 per_image: bool = False, progress: bool = True) -> dict:
-        """BLEU-1..4 and CIDEr-D (0-100) of this captioner on one split (None: all) of a data set."""
-        records = read_records(Path(data))
-        present = sorted({r.split for r in records if r.split})
-        if split and split not in present:
-            have = ", ".join(present) if present else "no splits at all"
-            raise CaptionerError(f"{data}: has no {split!r} split; it has {have} "
-                                 "(choose one with --split, or --split '' for all images)")
-        splits = (split,) if split else (*present, None)
-        subset, problems = load_split(records, Path(images), self.encoder, splits, progress,
-                                      self.feature_kind)
-        if not subset.names:
-            raise CaptionerError(f"none of the images of the {split or 'data set'} split were found "
-                                 f"under {images} ({len(problems)} missing or unreadable)")
-        return evaluate_split(self, subset, beam, per_image) | {"problems": problems}
+                 per_image: bool | Path = False, progress: bool = True) -> dict:
+        """BLEU-1..4 and CIDEr-D (0-100) of this captioner on one split (None: all) of a data set.
+
+        ``per_image``: True adds each image's scores and caption to the result; a ``.jsonl``
+        path also writes them there (checked before any work, like every output).
+        """
+        writer = None
+        if per_image not in (True, False):
+            if Path(per_image).suffix.lower() != ".jsonl":
+                raise CaptionerError(f"{per_image}: per-image scores are JSON Lines; name a .jsonl file")
+            settings = {"data": str(data), "split": split, **self.run_settings(beam)}
+            writer = ResultWriter(per_image, key="image", kind="images", settings=settings)
+        with writer or contextlib.nullcontext():
+            records = read_records(Path(data))
+            present = sorted({r.split for r in records if r.split})
+            if split and split not in present:
+                have = ", ".join(present) if present else "no splits at all"
+                raise CaptionerError(f"{data}: has no {split!r} split; it has {have} "
+                                     "(choose one with --split, or --split '' for all images)")
+            splits = (split,) if split else (*present, None)
+            subset, problems = load_split(records, Path(images), self.encoder, splits, progress,
+                                          self.feature_kind)
+            if not subset.names:
+                raise CaptionerError(f"none of the images of the {split or 'data set'} split were "
+                                     f"found under {images} ({len(problems)} missing or unreadable)")
+            scores = evaluate_split(self, subset, beam, bool(per_image)) | {"problems": problems}
+            if writer is not None:
+                writer.add([{"image": name, **row} for name, row in scores["per_image"].items()
+                            if not writer.done(name)])
+        return scores
 
     @classmethod
     def train(cls, data: Path, images: Path, out: Path, encoder: str = DEFAULT_ENCODER,
@@ -181,16 +196,35 @@ class Captioner:
               lm_data: Path | None = None, command: str | None = None,
               progress: bool = True) -> Captioner:
         """Train on the train split (plus unsplit images), stop on dev, save a bundle at ``out``."""
-        decoder, vocab, card, dev = train_captioner(
+        decoder, vocab, card, select, report = train_captioner(
             data, images, out, get_encoder(encoder), config or TrainConfig(), resume=resume,
             overwrite=overwrite, lm_data=lm_data, command=command, progress=progress)
         captioner = cls(decoder, vocab, card)
-        card["dev_scores"] = {
-            "greedy": _round(evaluate_split(captioner, dev, beam=1)),
-            "beam3": _round(evaluate_split(captioner, dev, beam=3)),
-        }
+        card["decoding"] = choose_decoding(captioner, select)
+        card["scores"] = {"dev-select": _round(evaluate_split(captioner, select))}
+        if report.names:  # scored once, after every choice: what a README may quote
+            card["scores"]["dev-report"] = {
+                "greedy": _round(evaluate_split(captioner, report, beam=1)),
+                "chosen": _round(evaluate_split(captioner, report))}
         captioner.save(out)
         return captioner
+
+
+DECODING_GRID = {"beam": (1, 3, 5), "length_penalty": (0.0, 0.5, 1.0, 2.0)}
+
+
+def choose_decoding(captioner: Captioner, select: Split) -> dict:
+    """The beam width and length penalty with the best CIDEr-D (then BLEU-4) on the selection
+    half of dev; written to the card, read back by every caption and evaluate run."""
+    tried = []
+    for beam in DECODING_GRID["beam"]:
+        for penalty in DECODING_GRID["length_penalty"] if beam > 1 else (0.0,):
+            captioner.card["decoding"] = {"beam": beam, "length_penalty": penalty}
+            scores = evaluate_split(captioner, select)
+            tried.append(((scores["CIDEr-D"], scores["BLEU-4"]), beam, penalty))
+    (cider, bleu), beam, penalty = max(tried, key=lambda t: (t[0], -t[1]))
+    return {"beam": beam, "length_penalty": penalty, "chosen_by": "dev-select CIDEr-D, then BLEU-4",
+            "dev_select": {"CIDEr-D": round(cider, 2), "BLEU-4": round(bleu, 2)}}
 
 
 def evaluate_split(captioner: Captioner, split: Split, beam: int | None = None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captioner.data.caption_sets import CaptionRecord, group_by_image, read_captions
+from captioner.data.caption_sets import CaptionRecord, group_by_image, in_splits, read_captions
 from captioner.encoders.base import Encoder
 from captioner.encoders.features import as_regions, extract_features
 from captioner.errors import FormatError
@@ -28,7 +28,7 @@ def load_split(records: list[CaptionRecord], images: Path, encoder: Encoder,
                kind: str = "pooled") -> tuple[Split, list[str]]:
     """Features (``kind``: pooled vectors, or spatial maps flattened to (regions, channels)) of
     the split's images found in ``images``; also returns the problems met."""
-    grouped = group_by_image(r for r in records if r.split in splits)
+    grouped = group_by_image(r for r in records if in_splits(r, splits))
     problems = [f"{name}: image not found in {images}" for name in grouped if not (images / name).is_file()]
     names = [name for name in grouped if (images / name).is_file()]
     result = extract_features([images / n for n in names], encoder, kinds=(kind,), progress=progress)

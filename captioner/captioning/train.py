@@ -39,11 +39,13 @@ def encode_captions(vocab: Vocabulary, captions: list[str], max_length: int) -> 
 
 
 def pairs_dataset(features: np.ndarray, captions: list[list[str]], vocab: Vocabulary,
-                  config: TrainConfig, shuffle: bool, epoch: int = 0):
-    """A tf.data pipeline of ((feature, input tokens), target tokens), one element per caption.
+                  config: TrainConfig, epochs: range | None = None):
+    """A tf.data pipeline of ((feature, input tokens), target tokens) batches, one pair per caption.
 
-    The shuffle order is a function of (seed, epoch) alone, so a resumed run sees the same
-    order in its remaining epochs as an uninterrupted one.
+    With ``epochs`` (a range of epoch numbers) the pairs come once per epoch, each epoch in an
+    order drawn from (seed, epoch) alone: a resumed run sees the same orders in its remaining
+    epochs as an uninterrupted one, and one pipeline serves the whole run. Without, one pass
+    in file order (validation).
     """
     import tensorflow as tf
 
@@ -55,15 +57,20 @@ def pairs_dataset(features: np.ndarray, captions: list[list[str]], vocab: Vocabu
         # Read only this batch's rows: ``features`` may be a float16 memory map on disk.
         return np.asarray(features[np.asarray(index)], dtype="float32")
 
-    def batch(index, tok):
-        feats = tf.numpy_function(rows, [index], tf.float32, stateful=False)
+    def batch(pairs):
+        feats = tf.numpy_function(rows, [tf.gather(image_index, pairs)], tf.float32, stateful=False)
         feats.set_shape((None, *shape))
+        tok = tf.gather(tokens, pairs)
         return (feats, tok[:, :-1]), tok[:, 1:]
 
-    ds = tf.data.Dataset.from_tensor_slices((image_index, tokens))
-    if shuffle:
-        ds = ds.shuffle(len(tokens), seed=config.seed * 100_003 + epoch, reshuffle_each_iteration=False)
-    return ds.batch(config.batch_size).map(batch, num_parallel_calls=2).prefetch(2)
+    if epochs is None:
+        orders = np.arange(len(tokens), dtype="int32")[None]
+    else:
+        orders = np.stack([np.random.default_rng([config.seed, e]).permutation(len(tokens))
+                           for e in epochs]).astype("int32")
+    ds = tf.data.Dataset.from_tensor_slices(orders).flat_map(
+        lambda order: tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size))
+    return ds.map(batch, num_parallel_calls=2).prefetch(2)
 
 
 def build_decoder(vocab: Vocabulary, feature_shape: int | tuple, config: TrainConfig):
@@ -95,7 +102,8 @@ def build_decoder(vocab: Vocabulary, feature_shape: int | tuple, config: TrainCo
 
 def _seed_epoch(model: keras.Model, seed: int, epoch: int) -> None:
     """Make this epoch's random numbers (dropout masks) a function of (seed, epoch) alone."""
-    keras.utils.set_random_seed(seed * 100_003 + epoch)
+    # Not keras.utils.set_random_seed: resetting TensorFlow's global seed drops its compiled
+    # functions, and the next epoch would pay the whole graph compilation again.
     generators = [value for layer in model._flatten_layers(include_self=True)
                   for value in vars(layer).values() if isinstance(value, keras.random.SeedGenerator)]
     for i, generator in enumerate(generators):
@@ -105,11 +113,15 @@ def _seed_epoch(model: keras.Model, seed: int, epoch: int) -> None:
 
 
 class _EpochEnd(keras.callbacks.Callback):
-    """Scores the dev set, keeps the best weights, stops on patience, checkpoints for resume."""
+    """Seeds each epoch; at its end scores the dev set, keeps the best weights, stops on
+    patience, checkpoints for resume."""
 
     def __init__(self, trainer: Trainer):
         super().__init__()
         self.trainer = trainer
+
+    def on_epoch_begin(self, epoch, logs=None):
+        _seed_epoch(self.model, self.trainer.config.seed, epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.trainer.end_epoch(epoch, logs or {}):
@@ -173,9 +185,9 @@ class Trainer:
     def run(self, resume: bool = False) -> CaptionDecoder:
         """Train (or continue an interrupted run); returns the decoder with the best weights.
 
-        Every epoch gets a fresh pipeline whose shuffle depends on the epoch alone, and the
-        checkpoint holds the optimizer and the dropout seed state, so a run interrupted and
-        resumed gives the same weights as one left alone.
+        Each epoch's order and dropout masks depend on (seed, epoch) alone and the checkpoint
+        holds the optimizer state, so a run interrupted and resumed gives the same weights as
+        one left alone.
         """
         config = self.config
         features, _ = self.train_data
@@ -195,14 +207,13 @@ class Trainer:
             self.decoder = build_decoder(self.vocab, features.shape[1:], config)
             if config.lm_epochs and self.lm_captions:
                 self._pretrain_language_model()
-        validation = pairs_dataset(*self.dev_data, self.vocab, config, shuffle=False)
-        for epoch in range(self.state["epoch"], config.epochs):
-            if self.state["wait"] >= config.patience:
-                break
-            _seed_epoch(self.decoder, config.seed, epoch)
+        start = self.state["epoch"]
+        if start < config.epochs and self.state["wait"] < config.patience:
+            pairs = sum(len(caps) for caps in self.train_data[1])
             self.decoder.fit(
-                pairs_dataset(*self.train_data, self.vocab, config, shuffle=True, epoch=epoch),
-                validation_data=validation, epochs=epoch + 1, initial_epoch=epoch,
+                pairs_dataset(*self.train_data, self.vocab, config, epochs=range(start, config.epochs)),
+                steps_per_epoch=-(-pairs // config.batch_size), epochs=config.epochs,
+                initial_epoch=start, validation_data=pairs_dataset(*self.dev_data, self.vocab, config),
                 verbose=self.verbose, callbacks=[_EpochEnd(self)],
             )
         if self.best_path.is_file():
@@ -229,35 +240,47 @@ class Trainer:
         zeros = np.zeros((1, *self.train_data[0].shape[1:]), dtype="float32")
         if self.verbose:
             print(f"language-model pre-training on {len(self.lm_captions)} captions")
-        self.decoder.fit(pairs_dataset(zeros, [self.lm_captions], self.vocab, self.config, shuffle=True),
-                         epochs=self.config.lm_epochs, verbose=self.verbose)
+        self.decoder.fit(pairs_dataset(zeros, [self.lm_captions], self.vocab, self.config,
+                                       epochs=range(self.config.lm_epochs)),
+                         epochs=self.config.lm_epochs, verbose=self.verbose,
+                         steps_per_epoch=-(-len(self.lm_captions) // self.config.batch_size))
 
 
 def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, config: TrainConfig,
                     resume: bool = False, overwrite: bool = False, lm_data: Path | None = None,
                     command: str | None = None, progress: bool = True):
-    """Train on the train split (plus unsplit images), stop on dev; returns the decoder, its
-    vocabulary, the card so far and the encoded dev split. Checkpoints live in ``out``."""
+    """Train on the train split (plus unsplit images), stop on the dev-select half; returns the
+    decoder, its vocabulary, the card so far and the two encoded dev halves (select, report).
+    Checkpoints live in ``out``."""
     check_target(out)  # before any work: never train towards a folder that cannot be written
     records = read_records(Path(data))
     kind = AttentionDecoder.feature_kind if config.decoder == "attention" else "pooled"
     train, problems = load_split(records, Path(images), encoder, ("train", None), progress, kind)
-    dev, more = load_split(records, Path(images), encoder, ("dev",), progress, kind)
-    problems += more
-    if not train.names or not dev.names:
+    select, more = load_split(records, Path(images), encoder, ("dev-select",), progress, kind)
+    report, rest = load_split(records, Path(images), encoder, ("dev-report",), progress, kind)
+    problems += more + rest
+    if not train.names or not select.names:
         raise CaptionerError(f"{data}: need images in both the train and dev splits under {images} "
-                             f"(found {len(train.names)} and {len(dev.names)})")
+                             f"(found {len(train.names)} and {len(select.names) + len(report.names)})")
     vocab = Vocabulary.build([c for caps in train.captions for c in caps], min_count=config.min_count)
-    lm_captions = [r.caption for r in read_records(Path(lm_data)) if r.image not in set(dev.names)] \
-        if lm_data else []
+    lm_captions = _lm_captions(lm_data, records) if lm_data else []
     folder = Path(out) / CHECKPOINTS
     if overwrite:
         shutil.rmtree(folder, ignore_errors=True)
     trainer = Trainer(folder, vocab, config, (train.features, train.captions),
-                      (dev.features, dev.captions), lm_captions=lm_captions, progress=progress)
+                      (select.features, select.captions), lm_captions=lm_captions, progress=progress)
     decoder = trainer.run(resume=resume)
     data_card = {"captions": str(data), "images": str(images), "train_images": len(train.names),
-                 "dev_images": len(dev.names), "lm_captions": len(lm_captions)}
+                 "dev_select_images": len(select.names), "dev_report_images": len(report.names),
+                 "lm_captions": len(lm_captions)}
     card = make_card(encoder, config, command, data_card, problems,
                      best_epoch=trainer.state["best_epoch"], history=trainer.state["history"])
-    return decoder, vocab, card, dev
+    return decoder, vocab, card, select, report
+
+
+def _lm_captions(path: Path, records: list) -> list[str]:
+    """Caption text for language-model pre-training: never of a dev or test image, whether the
+    text's own file or the training data set says it is one."""
+    held_out = {r.image for r in records if r.split in ("dev", "test")}
+    return [r.caption for r in read_records(Path(path))
+            if r.split not in ("dev", "test") and r.image not in held_out]

@@ -13,6 +13,7 @@ files say "val" (mapped to "dev") and "restval" (extra training images, mapped t
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
 import re
@@ -63,6 +64,25 @@ class ReadResult:
     def __len__(self) -> int:
         """Number of records."""
         return len(self.records)
+
+
+# The dev split cut in two halves by a hash of the image name: every choice (early stopping,
+# decoding settings) is made on "dev-select"; "dev-report" is only ever scored, so the scores
+# a README reports were never tuned on.
+DEV_PARTS = ("dev-select", "dev-report")
+
+
+def dev_part(image: str) -> str:
+    """Which half of the dev split an image falls in; stable across runs and machines."""
+    return DEV_PARTS[int(hashlib.sha256(image.encode("utf-8")).hexdigest(), 16) % 2]
+
+
+def in_splits(record: CaptionRecord, splits: Iterable[str | None]) -> bool:
+    """Whether a record belongs to one of ``splits`` (names of DEV_PARTS pick a dev half)."""
+    splits = tuple(splits)
+    if record.split == "dev" and record.split not in splits:
+        return dev_part(record.image) in splits
+    return record.split in splits
 
 
 def group_by_image(records: Iterable[CaptionRecord]) -> dict[str, list[str]]:

@@ -50,8 +50,8 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, size: int | Non
                 img.load()
             orientation = img.getexif().get(ORIENTATION_TAG, 1)
             factor = min(img.size) // size if size else 1
-            if factor >= 2 and img.mode not in ("P", "PA", "1"):
-                img = img.reduce(factor)  # box filter; the reduced copy has no EXIF, hence above
+            if factor >= 2:
+                img = _reduce(img, factor)  # a box filter; the copy has no EXIF, hence above
             turn = _UPRIGHT.get(orientation)
             return to_rgb(img.transpose(turn) if turn is not None else img)
     except ImageError:
@@ -62,6 +62,17 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, size: int | Non
         raise ImageError(f"{path}: too large to decode in the memory available") from None
     except Exception as exc:  # noqa: BLE001 - decoders raise many types for broken files
         raise ImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+
+
+def _reduce(img: Image.Image, factor: int) -> Image.Image:
+    """Pillow's reduce, for the modes it has no kernel for too (palette, 1-bit, 16-bit)."""
+    if img.mode in ("P", "PA"):
+        return img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB").reduce(factor)
+    if img.mode == "1":
+        return img.convert("L").reduce(factor)
+    if img.mode.startswith("I;16"):  # back to 16 bits after, so the grey scale stays 0..65535
+        return img.convert("I").reduce(factor).convert("I;16")
+    return img.reduce(factor)
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:
@@ -128,15 +139,19 @@ def gather_images(images, recursive: bool = False) -> tuple[list[Path | InMemory
     elif isinstance(images, np.ndarray):
         images = list(images) if images.ndim == 4 else [images]
     items: list[Path | InMemoryImage] = []
-    paths: list[Path] = []
     problems: list[Problem] = []
+    seen: set[str] = set()  # files already taken, by their real path
     for i, image in enumerate(images):
         if isinstance(image, (str, os.PathLike)):
-            paths.append(Path(image))
+            files, more = expand_paths([image], IMAGE_EXTENSIONS, recursive)
+            for found in files:
+                if os.path.realpath(found) not in seen:
+                    seen.add(os.path.realpath(found))
+                    items.append(found)
+            problems += more
         elif isinstance(image, (Image.Image, np.ndarray)):
             items.append(InMemoryImage(f"<image {i}>", as_rgb_array(image)))
         else:
             raise ImageError(f"cannot use a {type(image).__name__} as an image; pass a path, "
                              "a PIL image or a numpy array")
-    files, problems = expand_paths(paths, IMAGE_EXTENSIONS, recursive)
-    return [*files, *items], problems
+    return items, problems

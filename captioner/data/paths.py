@@ -60,12 +60,16 @@ def find_files(
 def expand_paths(
     paths: Iterable[str | os.PathLike], extensions: tuple[str, ...], recursive: bool = False
 ) -> tuple[list[Path], list[Problem]]:
-    """Files and folders given by a user, expanded to files in order without repeats, plus problems."""
-    seen: dict[Path, None] = {}
+    """Files and folders given by a user, expanded to absolute file paths in order, plus problems.
+
+    Absolute, so that a row names its file whatever folder a later run starts in; a file
+    reached twice (``a.jpg`` and ``/home/me/a.jpg``, or through a link) comes once.
+    """
+    seen: dict[str, Path] = {}
     problems: list[Problem] = []
     for path in paths:
-        files, more = find_files(Path(path), extensions, recursive)
+        files, more = find_files(Path(os.path.abspath(path)), extensions, recursive)
         problems += more
         for found in files:
-            seen.setdefault(found, None)
-    return list(seen), problems
+            seen.setdefault(os.path.realpath(found), found)
+    return list(seen.values()), problems

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import struct
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -211,8 +212,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
                 f"got {frame.shape} {frame.dtype}"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Same suffix on the temp file: FFmpeg picks the container from it.
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    # Same suffix on the temp file: FFmpeg picks the container from it. An ASCII name, as
+    # OpenCV crashes on names that are not UTF-8; the rename at the end gives the real one.
+    tmp = path.with_name(f".captioner-{os.getpid()}.partial{path.suffix}")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height))
     try:
         if not writer.isOpened():
@@ -243,7 +245,8 @@ def _capture(path: Path) -> Iterator[cv2.VideoCapture]:
         raise VideoError(f"{path}: file is empty")
     try:
         # FFmpeg only: the default would also try the image-sequence backend on names with '%'.
-        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        with _utf8_name(path) as name:
+            cap = cv2.VideoCapture(name, cv2.CAP_FFMPEG)
         try:
             if not cap.isOpened():
                 raise VideoError(
@@ -255,6 +258,22 @@ def _capture(path: Path) -> Iterator[cv2.VideoCapture]:
             cap.release()
     except cv2.error as exc:
         raise VideoError(f"{path}: OpenCV failed on this file ({_one_line(exc)})") from None
+
+
+@contextmanager
+def _utf8_name(path: Path) -> Iterator[str]:
+    """A name OpenCV can open ``path`` by: itself, or for a name that is not UTF-8 (on which
+    OpenCV crashes the process) a link with a plain name in a temporary folder."""
+    try:
+        str(path).encode("utf-8")
+        yield str(path)
+        return
+    except UnicodeEncodeError:
+        pass
+    with tempfile.TemporaryDirectory(prefix="captioner-") as folder:
+        link = Path(folder) / f"video{path.suffix.encode('ascii', 'replace').decode()}"
+        link.symlink_to(os.path.abspath(path))
+        yield str(link)
 
 
 def _one_line(exc: Exception) -> str:

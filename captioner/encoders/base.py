@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -45,3 +47,13 @@ class Encoder:
         if self.runner is not None:
             return self.runner(batch)
         return {k: np.asarray(v) for k, v in self.model.predict_on_batch(batch).items()}
+
+
+def code_digest(*files: str) -> str:
+    """A short hash of these package files (paths under ``captioner/``): caches built by the
+    code in them are keyed by it, so changed code never meets results of the old one."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()[:12]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from captioner.data.images import InMemoryImage, load_image, resize
 from captioner.data.paths import display_path
-from captioner.encoders.base import Encoder
+from captioner.encoders.base import Encoder, code_digest
 from captioner.errors import CaptionerError
 from captioner.files import atomic_path, cache_dir, file_digest
 
@@ -38,7 +38,8 @@ class FeatureResult:
 # The code whose every change may change the features: decoding and resizing, the network
 # definitions, the preprocessing layer and this module's batching.
 _FEATURE_CODE = ("data/images.py", "encoders/features.py", "encoders/layers.py",
-                 "encoders/lite0.py", "encoders/keras_apps.py", "encoders/base.py")
+                 "encoders/lite0.py", "encoders/keras_apps.py", "encoders/base.py",
+                 "encoders/pth_reader.py", "encoders/tflite_runner.py")
 
 
 def cacheable(encoder: Encoder) -> bool:
@@ -50,9 +51,7 @@ def encoder_fingerprint(encoder: Encoder) -> str:
     """A short hash of what makes this encoder's features: weights, layers, code."""
     digest = hashlib.sha256(f"{encoder.name}|{encoder.weights_id}|{encoder.input_size}".encode())
     digest.update(json.dumps(encoder.model.get_config(), sort_keys=True, default=str).encode())
-    package = Path(__file__).resolve().parents[1]
-    for name in _FEATURE_CODE:
-        digest.update((package / name).read_bytes())
+    digest.update(code_digest(*_FEATURE_CODE).encode())
     return digest.hexdigest()[:16]
 
 

@@ -180,6 +180,10 @@ def _check_view(ref: _TensorRef, numel: int, path: Path, name: str) -> None:
     if len(ref.shape) != len(ref.stride) or not all(
             isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
         raise EncoderError(f"{path}: tensor {name} has a malformed shape {ref.shape} or stride {ref.stride}")
+    if any(n > numel for n in (ref.offset, *ref.shape, *ref.stride)):
+        # No real dimension, stride or offset exceeds the storage; huge ones overflow numpy.
+        raise EncoderError(f"{path}: tensor {name} has a shape {ref.shape}, stride {ref.stride} "
+                           f"or offset {ref.offset} beyond its storage of {numel} elements")
     elements = math.prod(ref.shape)
     # A weight never has more elements than its storage (no broadcast views in a state dict).
     if elements > numel:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from captioner.encoders import DEFAULT_ENCODER
-from captioner.encoders.base import Encoder
+from captioner.encoders.base import Encoder, code_digest
 from captioner.encoders.keras_apps import BACKBONES, build_keras_backbone
 from captioner.encoders.lite0 import INPUT_SIZE as LITE0_SIZE
 from captioner.encoders.lite0 import load_lite0
 from captioner.errors import EncoderError
 from captioner.files import cache_dir
+
+
+CONVERSION_CODE = ("encoders/lite0.py", "encoders/layers.py", "encoders/pth_reader.py",
+                   "encoders/tflite_runner.py")
 
 
 def list_encoders() -> list[str]:
@@ -23,7 +27,8 @@ def get_encoder(name: str = DEFAULT_ENCODER, weights: str | None = "imagenet", f
     (Lite0 with ImageNet weights); features are the same, within float rounding.
     """
     if name == DEFAULT_ENCODER:
-        folder = cache_dir() / "encoders"
+        # Converted weights and the TFLite copy are rebuilt whenever the code that makes them changes.
+        folder = cache_dir() / "encoders" / code_digest(*CONVERSION_CODE)
         model, weights_id = load_lite0(weights, folder)
         encoder = Encoder(name, LITE0_SIZE, model, weights_id)
         if fast and weights is not None:

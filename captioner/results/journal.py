@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from captioner.errors import CaptionerError, FormatError
+from captioner.files import printable
 from captioner.results.writers import (
     READABLE_SUFFIXES,
     json_line,
@@ -66,13 +67,12 @@ class ResultWriter:
         self._file: BinaryIO | None = None
         self._closed = False
         _prepare_folder(self.path)
+        if self.path.is_dir():
+            raise FormatError(f"{self.path}: is a folder; name an output file")
         self._lock = _lock(self.settings_path, self.path)
+        self._record: dict[str, Any] | None = None  # what the settings file will say, once written
         try:
-            if overwrite:
-                for old in (self.path, self.journal):
-                    old.unlink(missing_ok=True)
-                self._lock.truncate(0)
-            self._check_settings(settings or {})
+            self._replacing = self._check_settings(settings or {}, overwrite)
             self._load_earlier()
         except BaseException:
             self._unlock()
@@ -97,6 +97,7 @@ class ResultWriter:
             raise ValueError(f"already done: {again[:3]}; check done() before the work")
         if not units:
             return
+        self._write_record()
         data = "".join(json_line(unit) for unit in units.values()).encode("utf-8")
         if self._file is None:
             self._file = self.journal.open("ab")
@@ -111,7 +112,9 @@ class ResultWriter:
             return
         try:
             self._close_journal()
+            self._write_record()
             write_rows(self.path, self.rows, self.kind)
+            self._write_record(replacing=False)  # the output on disk is this run's now
             if self.path.suffix.lower() in READABLE_SUFFIXES:
                 self.journal.unlink(missing_ok=True)  # only now: a failed write keeps it
             self._closed = True
@@ -132,35 +135,53 @@ class ResultWriter:
             self._unlock()
 
     # --- start-up checks -----------------------------------------------------------------
-    def _check_settings(self, settings: dict[str, Any]) -> None:
-        """Refuse to mix rows made with other settings; record the settings of a new output."""
+    def _check_settings(self, settings: dict[str, Any], overwrite: bool) -> bool:
+        """Refuse to mix rows made with other settings; returns whether the output on disk is
+        an old one this run replaces (its rows are not this run's)."""
         plain = json.loads(json.dumps(settings, default=str))  # as they read back from disk
         self._lock.seek(0)
-        recorded = self._lock.read().decode("utf-8", "replace")
-        if recorded.strip():
+        text = self._lock.read().decode("utf-8", "replace")
+        recorded = None
+        if text.strip():
             try:
-                before = json.loads(recorded)
-            except json.JSONDecodeError:
+                recorded = json.loads(text)
+                before, replacing = recorded["settings"], bool(recorded["replacing"])
+            except (json.JSONDecodeError, KeyError, TypeError):
                 raise FormatError(f"{self.settings_path}: not a settings file; delete it") from None
-            if before != plain:
-                changed = [f"{k} {before.get(k)!r} -> {plain.get(k)!r}"
-                           for k in sorted(set(before) | set(plain)) if before.get(k) != plain.get(k)]
-                raise CaptionerError(
-                    f"{self.path}: was written with other settings ({'; '.join(changed)}); use "
-                    "--overwrite (overwrite=True) to start it afresh, or write to another file")
-        else:
-            if self.path.exists() or self.journal.exists():
-                log.info("%s: made by an older version without settings; adding to it", self.path)
-            self._lock.write(json.dumps(plain, indent=1, ensure_ascii=False).encode("utf-8"))
-            self._lock.flush()
+        if overwrite:
+            # The old output stays until the new one replaces it; its journal goes now.
+            self.journal.unlink(missing_ok=True)
+            self._record = {"settings": plain, "replacing": self.path.exists()}
+            self._write_record()
+            return self._record["replacing"]
+        if recorded is None:
+            self._record = {"settings": plain, "replacing": False}  # written with the first row
+            return False
+        if before != plain:
+            changed = [f"{k} {before.get(k)!r} -> {plain.get(k)!r}"
+                       for k in sorted(set(before) | set(plain)) if before.get(k) != plain.get(k)]
+            raise CaptionerError(
+                f"{self.path}: was written with other settings ({'; '.join(changed)}); use "
+                "--overwrite (overwrite=True) to start it afresh, or write to another file")
+        self._record = recorded
+        return replacing
+
+    def _write_record(self, replacing: bool | None = None) -> None:
+        """Write the settings file (the lock file's content) if it does not say this yet."""
+        wanted = dict(self._record, **({} if replacing is None else {"replacing": replacing}))
+        self._lock.seek(0)
+        if self._lock.read() == (data := json.dumps(wanted, indent=1, ensure_ascii=False).encode()):
+            return
+        self._lock.seek(0)
+        self._lock.truncate(0)
+        self._lock.write(data)
+        self._lock.flush()
+        self._record = wanted
 
     def _load_earlier(self) -> None:
         """Take in the rows of the output (when it can be read back) and of the journal."""
-        readable = self.path.suffix.lower() in READABLE_SUFFIXES
-        if self.path.exists():
-            if self.path.is_dir():
-                raise FormatError(f"{self.path}: is a folder; name an output file")
-            if readable:
+        if self.path.exists() and not self._replacing:
+            if self.path.suffix.lower() in READABLE_SUFFIXES:
                 self._load(read_rows(self.path), self.path)
             elif not self.journal.exists():
                 what = _describe_foreign(self.path)
@@ -206,9 +227,10 @@ class ResultWriter:
 
 
 def _resolved(key_value: Any) -> str:
-    """An item's key: its absolute path with links resolved, however it was spelled."""
-    return os.path.realpath(os.fspath(key_value) if isinstance(key_value, os.PathLike)
-                            else str(key_value))
+    """An item's key: its absolute path with links resolved, however it was spelled, as the
+    printable text rows carry (so a non-UTF-8 name matches its row)."""
+    path = os.fspath(key_value) if isinstance(key_value, os.PathLike) else str(key_value)
+    return printable(os.path.realpath(path))
 
 
 def _prepare_folder(path: Path) -> None:

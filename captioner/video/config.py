@@ -11,6 +11,7 @@ MAX_CLIP_SECONDS = 24 * 3600.0  # one clip a day at most: longer is surely a typ
 MIN_CLIP_SECONDS = 0.5  # shorter clips hold at most a frame or two at the usual rates
 MAX_FPS = 60.0  # sampling faster than common videos decode gains nothing
 MIN_FPS = 0.01  # one frame every 100 s
+MIN_STRIDE = 0.25  # seconds between clip starts: closer ones flood a timeline with clips
 CLIP_TRAIN_BOUNDS = {"units": (1, 8192), "dropout": (0, 0.95), "learning_rate": (1e-7, 1.0),
                      "batch_size": (1, 65536), "epochs": (0, 100_000), "patience": (1, 100_000),
                      "max_frames": (1, 10_000), "caption_units": (1, 8192),
@@ -32,9 +33,10 @@ class TagOptions:
         self.clip_seconds = number_in("clip seconds", self.clip_seconds, MIN_CLIP_SECONDS,
                                       MAX_CLIP_SECONDS)
         self.overlap = number_in("overlap", self.overlap, 0.0, MAX_CLIP_SECONDS)
-        if self.overlap >= self.clip_seconds:
-            raise CaptionerError(f"overlap ({self.overlap:g} s) must be shorter than a clip "
-                                 f"({self.clip_seconds:g} s)")
+        if self.clip_seconds - self.overlap < MIN_STRIDE:
+            raise CaptionerError(
+                f"overlap ({self.overlap:g} s) must be shorter than a clip ({self.clip_seconds:g} s) "
+                f"by at least {MIN_STRIDE:g} s, or clips would start almost on top of each other")
         if self.fps is not None:
             self.fps = number_in("fps", self.fps, MIN_FPS, MAX_FPS)
         self.top_k = number_in("top k", self.top_k, 1, 1000, integer=True)

@@ -70,7 +70,11 @@ class VideoTagger:
         """What makes this tagger's rows: the model (by its card) and the options."""
         card = self.bundle.card if self.bundle else self.captioner.card
         digest = hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()
-        return {"model": digest[:16], **asdict(options)}
+        return {"model": digest[:16], **asdict(options), "fps": self.fps(options)}
+
+    def fps(self, options: TagOptions) -> float:
+        """Frames sampled per second: the option, else the rate the clip model was trained at, else 1."""
+        return float(options.fps or (self.bundle.card.get("fps", 1.0) if self.bundle else 1.0))
 
     def tag(self, videos, options: TagOptions | None = None, recursive: bool = False,
             output: Path | None = None, overwrite: bool = False, progress: bool = True) -> list[dict]:
@@ -98,7 +102,7 @@ class VideoTagger:
         """The rows of one video's clips; a video that cannot be read gives one error row."""
         try:
             info = probe(path)
-            fps = options.fps or (self.bundle.card.get("fps", 1.0) if self.bundle else 1.0)
+            fps = self.fps(options)
             frames = list(sample_frames(path, fps=fps, size=self.encoder.input_size))
         except CaptionerError as exc:
             return [{"video": display_path(path), "error": str(exc).removeprefix(f"{path}: ")}]

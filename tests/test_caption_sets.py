@@ -305,3 +305,27 @@ def test_real_flickr8k_token_file() -> None:
     splits = {r.image: r.split for r in result}
     assert sum(s == "train" for s in splits.values()) == 6000
     assert sum(s == "dev" for s in splits.values()) == 1000
+
+
+def test_dev_is_cut_in_two_stable_halves():
+    from captioner.data.caption_sets import DEV_PARTS, CaptionRecord, dev_part, in_splits
+
+    names = [f"{1000 + i}_photo.jpg" for i in range(400)]
+    parts = [dev_part(n) for n in names]
+    assert set(parts) == set(DEV_PARTS) and 150 < parts.count("dev-select") < 250
+    assert parts == [dev_part(n) for n in names]  # the same every run
+    record = CaptionRecord(names[0], "a dog", split="dev")
+    assert in_splits(record, ("dev",)) and in_splits(record, (parts[0],))
+    assert not in_splits(record, ({"dev-select": "dev-report", "dev-report": "dev-select"}[parts[0]],))
+    assert not in_splits(CaptionRecord("x.jpg", "a cat", split="train"), DEV_PARTS)
+
+
+def test_language_model_text_never_includes_held_out_images(tmp_path):
+    from captioner.captioning.train import _lm_captions
+    from captioner.data.caption_sets import CaptionRecord
+
+    text = tmp_path / "lm.csv"
+    text.write_text("image,caption,split\na.jpg,a dog runs,train\nb.jpg,a cat sits,test\n"
+                    "c.jpg,a boat floats,dev\nd.jpg,a bird sings,\ne.jpg,a car waits,\n")
+    records = [CaptionRecord("d.jpg", "a bird sings", split="test")]  # held out by the data set
+    assert _lm_captions(text, records) == ["a dog runs", "a car waits"]

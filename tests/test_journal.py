@@ -244,12 +244,43 @@ def test_non_utf8_file_names_are_written_readably(tmp_path, name) -> None:
     from captioner.data.paths import display_path
 
     odd = os.fsdecode(b"photos/caf\xe9.jpg")  # as Python sees a Latin-1 name
+    raw = os.fsdecode(b"photos/th\xe9.jpg")
     path = tmp_path / name
     with ResultWriter(path, "image", "images") as writer:
         writer.add([{"image": display_path(odd), "caption": "a cup", "score": -1.0}])
-        writer.add([{"image": odd, "error": f"cannot decode {odd}"}])  # a raw name slips through
+        writer.add([{"image": raw, "error": f"cannot decode {raw}"}])  # a raw name slips through
+    with ResultWriter(path, "image", "images") as again:  # a re-run knows both, however spelled
+        assert again.done(odd) and again.done(raw) and again.done(display_path(raw))
     text = path.read_text(encoding="utf-8")  # valid UTF-8
     if name == "out.json":
         assert json.loads(text)[0]["caption"] == "a cup"  # COCO results carry no file names
     else:
-        assert [row["image"] for row in read_rows(path)] == ["photos/caf\\xe9.jpg"] * 2
+        assert [row["image"] for row in read_rows(path)] == ["photos/caf\\xe9.jpg", "photos/th\\xe9.jpg"]
+
+
+def test_overwrite_keeps_the_old_output_until_the_new_one_replaces_it(tmp_path) -> None:
+    path = tmp_path / "out.jsonl"
+    run(path, settings={"beam": 1})
+    before = path.read_bytes()
+    with pytest.raises(Crash):
+        run(path, settings={"beam": 2}, overwrite=True, crash_after=2)
+    assert path.read_bytes() == before  # an interrupted overwrite loses nothing yet
+    # Resumed with the new settings, the old rows are not taken for this run's.
+    assert run(path, settings={"beam": 2}) == ITEMS[2:]
+    assert len(read_rows(path)) == 5
+
+
+def test_a_refused_or_empty_run_leaves_no_settings_that_block_the_next(tmp_path) -> None:
+    path = tmp_path / "data.json"
+    path.write_text('{"not": "results"}', encoding="utf-8")
+    with pytest.raises(FormatError):
+        run(path, settings={"beam": 1})
+    path.unlink()
+    assert run(path, settings={"beam": 3}) == ITEMS  # the refused run's settings did not stick
+
+
+def test_the_same_file_twice_in_one_run_is_one_item(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with ResultWriter(tmp_path / "out.jsonl", "image", "images") as writer:
+        writer.add([caption("a.jpg")])
+        assert writer.done(str(tmp_path / "a.jpg"))
