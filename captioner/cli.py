@@ -131,7 +131,8 @@ def cmd_caption(args) -> int:
 
     captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
     rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
-                             output=args.output, overwrite=args.overwrite)
+                             output=args.output, overwrite=args.overwrite,
+                             attention=args.attention or False)
     if args.output is None:
         return _print_rows(rows, "image", lambda r: f": {r['caption']}")
     return _report(rows, args.output, "images")
@@ -246,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=beam, help="beam width (1: greedy; default: the model card's)")
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
+    p.add_argument("--attention", type=Path, metavar="DIR",
+                   help="write one PNG per image into DIR: where each word looked (attention models)")
     p.set_defaults(func=cmd_caption)
 
     p = sub.add_parser("train", help="train a captioner on a caption file and an image folder")

@@ -17,7 +17,7 @@ from captioner.captioning.decoder import CaptionDecoder
 from captioner.captioning.search import Caption, beam_search, greedy, next_words
 from captioner.captioning.train import train_captioner
 from captioner.checks import number_in
-from captioner.data.images import gather_images
+from captioner.data.images import InMemoryImage, gather_images, load_image
 from captioner.data.paths import display_path
 from captioner.data.text import Vocabulary
 from captioner.encoders import DEFAULT_ENCODER
@@ -25,6 +25,7 @@ from captioner.encoders.features import as_regions, extract_features, item_name
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError, ImageError
 from captioner.evaluation.captions import evaluate_captions
+from captioner.results.figures import PANEL, write_attention_figure
 from captioner.results.journal import ResultWriter, result_writer
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
@@ -106,41 +107,91 @@ class Captioner:
                            settings["length_penalty"])
 
     def caption(self, images, beam: int | None = None, recursive: bool = False,
-                output: Path | None = None, overwrite: bool = False, chunk: int = 256,
-                progress: bool = True) -> list[dict]:
+                output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,
+                chunk: int = 256, progress: bool = True) -> list[dict]:
         """A caption for every image: ``{"image", "caption", "score"}`` or ``{"image", "error"}``.
 
         ``images``: a path (file or folder), a PIL image, a numpy array, or a list of these.
-        Rows come in the order given (paths that cannot be found first); the batch goes on. With ``output``
-        (.jsonl, .csv or .json) the rows are also written there, atomically; a re-run with the
-        same output and settings skips the images it already holds, an interrupted run resumes
-        from its journal, and a re-run with other settings needs ``overwrite``.
+        Rows come in the order given (paths that cannot be found first); the batch goes on.
+        With ``output`` (.jsonl, .csv or .json) the rows are also written there, atomically; a
+        re-run with the same output and settings skips the images it already holds, an
+        interrupted run resumes from its journal, and a re-run with other settings needs
+        ``overwrite``. ``attention`` (attention decoders): True adds each word's weights over
+        the encoder's regions to the rows (``"attention"``); a folder also gets one PNG per
+        image, the photo lit where each word looked.
         """
-        settings = self.run_settings(beam)
+        folder = None if attention in (True, False) else Path(attention)
+        if attention is not False:
+            self._need_attention()
+        settings = {**self.run_settings(beam), "attention": attention is not False}
         items, problems = gather_images(images, recursive)
-        in_memory = [item for item in items if not isinstance(item, Path)]
-        if output is not None and in_memory:
+        if output is not None and any(not isinstance(item, Path) for item in items):
             raise CaptionerError("an output file needs image files to resume from; in-memory images "
                                  "(PIL or numpy) can only be captioned without output=")
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
         with result_writer(output, key="image", kind="images", settings=settings,
                            overwrite=overwrite) as writer:
             writer.add([{"image": display_path(p), "error": reason} for p, reason in problems
                         if not writer.done(p)])
             todo = [item for item in items if not (isinstance(item, Path) and writer.done(item))]
             for start in range(0, len(todo), chunk):
-                writer.add(self.caption_items(todo[start : start + chunk], settings["beam"], progress))
+                rows = self.caption_items(todo[start : start + chunk], settings["beam"], progress,
+                                          attention=attention is not False)
+                if folder is not None:
+                    self._draw_attention(todo[start : start + chunk], rows, folder)
+                writer.add(rows)
             return writer.rows
 
-    def caption_items(self, items: list, beam: int | None = None, progress: bool = True) -> list[dict]:
+    def caption_items(self, items: list, beam: int | None = None, progress: bool = True,
+                      attention: bool = False) -> list[dict]:
         """Caption exactly these files or in-memory images, in order (the batch step of ``caption``)."""
         result = extract_features(items, self.encoder, kinds=(self.feature_kind,), progress=progress)
-        caps = dict(zip(result.paths, self.caption_features(self._features(result), beam)))
+        features = self._features(result)
+        captions = self.caption_features(features, beam)
+        weights = self.attention_weights(features, [c.text for c in captions]) if attention else None
+        found = {p: i for i, p in enumerate(result.paths)}
         errors = dict(result.errors)
-        return [
-            {"image": item_name(p), "caption": caps[p].text, "score": round(caps[p].score, 4)}
-            if p in caps else {"image": item_name(p), "error": errors[p]}
-            for p in items
-        ]
+        rows = []
+        for item in items:
+            if item not in found:
+                rows.append({"image": item_name(item), "error": errors[item]})
+                continue
+            i = found[item]
+            row = {"image": item_name(item), "caption": captions[i].text,
+                   "score": round(captions[i].score, 4)}
+            if weights is not None:
+                row["attention"] = np.round(weights[i], 4).tolist()
+            rows.append(row)
+        return rows
+
+    def attention_weights(self, features: np.ndarray, captions: list[str]) -> list[np.ndarray]:
+        """For each caption, its words' attention over the regions: (words, regions) arrays."""
+        self._need_attention()
+        ids = [self.vocab.encode(text, add_start_end=False) for text in captions]
+        tokens = np.zeros((len(ids), max(map(len, ids), default=0) + 1), dtype="int32")
+        for row, words in enumerate(ids):
+            tokens[row, : len(words) + 1] = [Vocabulary.START_ID, *words]
+        # Step t reads token t and attends to choose word t + 1: word i's weights are at i - 1.
+        alphas = np.asarray(self.decoder.attention_maps(features, tokens))
+        return [alphas[row, : len(words)] for row, words in enumerate(ids)]
+
+    def _need_attention(self) -> None:
+        if not isinstance(self.decoder, AttentionDecoder):
+            raise CaptionerError("attention maps need an attention decoder; this bundle's is "
+                                 "show-and-tell (train one with --decoder attention)")
+
+    def _draw_attention(self, items: list, rows: list[dict], folder: Path) -> None:
+        """One PNG per captioned image: the photo lit where each word looked."""
+        grid = self.encoder.spatial_shape[:2]
+        for item, row in zip(items, rows):
+            if "attention" not in row:
+                continue
+            photo = item.pixels if isinstance(item, InMemoryImage) else load_image(item, size=PANEL)
+            tag = hashlib.sha256(row["image"].encode("utf-8", "replace")).hexdigest()[:6]
+            name = f"{Path(row['image']).stem or 'image'}-{tag}.png"
+            weights = np.asarray(row["attention"]).reshape(-1, *grid)
+            write_attention_figure(folder / name, photo, row["caption"].split(), weights)
 
     def next_words(self, image, prefix: str = "", k: int = 10) -> list[tuple[str, float]]:
         """The k most likely next words after ``prefix`` for one image (path, PIL, array or feature)."""
