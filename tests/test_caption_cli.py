@@ -259,7 +259,13 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
     import time
 
     proc = _start_caption(sample_photos[0])
-    time.sleep(1.0)  # TensorFlow is still being imported
+    maps = f"/proc/{proc.pid}/maps"
+    end = time.monotonic() + 120
+    while time.monotonic() < end and proc.poll() is None:
+        with open(maps) as f:  # the first TensorFlow library is loaded: start-up is under way
+            if "tensorflow" in f.read():
+                break
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
