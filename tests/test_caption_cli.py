@@ -285,3 +285,18 @@ def test_per_image_scores_never_overwrite_a_foreign_file(tmp_path):
                    "--per-image", notes, check=False)
     assert proc.returncode == 2 and "Choose another output path" in proc.stderr
     assert data.read_bytes() == before and notes.read_text() == '{"todo": "buy milk"}\n'
+
+
+def test_train_an_attention_captioner_then_draw_where_it_looked(tmp_path):
+    data, images = _tiny_dataset(tmp_path / "data")
+    out = tmp_path / "attention"
+    run_cli("train", "--data", data, "--images", images, "--out", out, "--decoder", "attention",
+            "--epochs", "4", "--batch-size", "6", "--units", "32", "--embed-dim", "16",
+            "--attention-dim", "16", "--min-count", "1", "--learning-rate", "0.01")
+    card = json.loads((out / "card.json").read_text())
+    assert card["config"]["decoder"] == "attention"
+    maps = tmp_path / "maps"
+    proc = run_cli("caption", images / "img00.png", images / "img01.png", "--model", out,
+                   "--attention", maps)
+    assert "img00.png: " in proc.stdout
+    assert len(list(maps.glob("img0*.png"))) == 2

@@ -99,3 +99,22 @@ def test_no_cache_and_all_bad(tmp_path, lite0):
     result = extract_features([tmp_path / "x.jpg"], lite0, cache=False, progress=False)
     assert result.paths == [] and result.features["pooled"].shape == (0, 1280)
     assert len(result.errors) == 1
+
+
+def test_spatial_maps_go_to_a_float16_memory_map_reused_on_the_next_call(tmp_path, lite0,
+                                                                          sample_photos, monkeypatch):
+    from captioner.encoders.features import feature_matrix
+
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")
+    paths = [sample_photos[0], tmp_path / "bad.jpg", *sample_photos[1:3]]
+    result = feature_matrix(paths, lite0, "spatial", progress=False)
+    maps = result.features["spatial"]
+    assert isinstance(maps, np.memmap) and maps.dtype == np.float16 and maps.shape == (3, 7, 7, 1280)
+    assert result.paths == [sample_photos[0], *sample_photos[1:3]]
+    assert [p for p, _ in result.errors] == [tmp_path / "bad.jpg"]
+    exact = extract_features(result.paths, lite0, kinds=("spatial",), cache=False, progress=False)
+    np.testing.assert_allclose(maps, exact.features["spatial"], atol=2e-2, rtol=1e-2)
+    calls = _count_calls(lite0, monkeypatch)
+    again = feature_matrix(paths, lite0, "spatial", progress=False)
+    assert calls == [] and again.paths == result.paths
+    np.testing.assert_array_equal(again.features["spatial"], maps)

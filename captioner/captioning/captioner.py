@@ -30,6 +30,7 @@ from captioner.results.journal import ResultWriter, result_writer
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
 MAX_BEAM = 50
+CAPTION_BATCH = 256  # images decoded at once: memory-mapped maps are read a batch at a time
 
 
 class Captioner:
@@ -101,10 +102,15 @@ class Captioner:
         ``beam`` and ``length_penalty`` default to the ones the bundle's card chose on dev.
         """
         settings = self.decoding(beam, length_penalty)
-        if settings["beam"] <= 1:
-            return greedy(self.decoder, self.vocab, features, max_length)
-        return beam_search(self.decoder, self.vocab, features, settings["beam"], max_length,
-                           settings["length_penalty"])
+        captions = []
+        for start in range(0, len(features), CAPTION_BATCH):  # bounded memory for big splits
+            batch = np.asarray(features[start : start + CAPTION_BATCH], dtype="float32")
+            if settings["beam"] <= 1:
+                captions += greedy(self.decoder, self.vocab, batch, max_length)
+            else:
+                captions += beam_search(self.decoder, self.vocab, batch, settings["beam"],
+                                        max_length, settings["length_penalty"])
+        return captions
 
     def caption(self, images, beam: int | None = None, recursive: bool = False,
                 output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,

@@ -9,7 +9,7 @@ import numpy as np
 
 from captioner.data.caption_sets import CaptionRecord, group_by_image, in_splits, read_captions
 from captioner.encoders.base import Encoder
-from captioner.encoders.features import as_regions, extract_features
+from captioner.encoders.features import as_regions, cacheable, extract_features, feature_matrix
 from captioner.errors import FormatError
 
 
@@ -31,7 +31,11 @@ def load_split(records: list[CaptionRecord], images: Path, encoder: Encoder,
     grouped = group_by_image(r for r in records if in_splits(r, splits))
     problems = [f"{name}: image not found in {images}" for name in grouped if not (images / name).is_file()]
     names = [name for name in grouped if (images / name).is_file()]
-    result = extract_features([images / n for n in names], encoder, kinds=(kind,), progress=progress)
+    files = [images / n for n in names]
+    if kind == "spatial" and cacheable(encoder):  # maps stay on disk, memory-mapped
+        result = feature_matrix(files, encoder, kind, progress=progress)
+    else:
+        result = extract_features(files, encoder, kinds=(kind,), progress=progress)
     problems += [f"{path}: {reason}" for path, reason in result.errors]
     name_of = {images / n: n for n in names}
     names = [name_of[p] for p in result.paths]
