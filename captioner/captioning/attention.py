@@ -5,7 +5,8 @@ hidden state, takes the softmax-weighted mean of the regions as the context, sca
 learned gate beta = sigmoid(W h) (the paper's "gating scalar"), and feeds word and context to
 the LSTM. The mean of the map starts the state. Training adds the doubly stochastic
 regulariser lambda * sum_regions (1 - sum_words alpha)^2, which asks every region to be looked
-at about once over the caption. Same interface as the Show-and-Tell ``CaptionDecoder``:
+at about once over the caption (divided by the caption's length here, since the word loss is
+a per-word mean while the paper sums both). Same interface as the Show-and-Tell ``CaptionDecoder``:
 ``initial_state``, ``step``, ``build_for``; the map travels in the state, so the searches
 need no change.
 """
@@ -75,9 +76,11 @@ class AttentionDecoder(keras.Model):
         features, tokens = inputs
         logits, alphas, _ = self.run(tokens, self.initial_state(features, training), training)
         if training and self.attention_penalty:
-            real = ops.expand_dims(ops.cast(ops.not_equal(tokens, 0), "float32"), -1)
-            seen = ops.sum(alphas * real, axis=1)  # (B, R): how much each region was looked at
-            self.add_loss(self.attention_penalty * ops.mean(ops.sum(ops.square(1.0 - seen), -1)))
+            real = ops.cast(ops.not_equal(tokens, 0), "float32")
+            seen = ops.sum(alphas * ops.expand_dims(real, -1), axis=1)  # (B, R): looks per region
+            # Per word, as the word loss is a mean over words (the paper sums both over words).
+            penalty = ops.sum(ops.square(1.0 - seen), -1) / ops.maximum(ops.sum(real, -1), 1.0)
+            self.add_loss(self.attention_penalty * ops.mean(penalty))
         return logits
 
     def step(self, tokens, states):
