@@ -11,6 +11,7 @@ it and swapped in, so a crash leaves the old bundle or the new one, never half o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -44,6 +45,11 @@ def make_card(encoder, config, command: str | None, data: dict, problems: list[s
     """The card of a freshly trained bundle: encoder, data, command, config, problems, then ``more``."""
     return {"encoder": encoder.name, "encoder_weights": encoder.weights_id, "data": data,
             "command": command, "config": asdict(config), **more, "problems": problems[:50]}
+
+
+def card_digest(card: dict) -> str:
+    """A short hash that names a model by its card (outputs record which model made them)."""
+    return hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def check_target(folder: Path) -> Path:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
 from captioner.captioning.attention import AttentionDecoder
-from captioner.captioning.bundle import Bundle, load_bundle, save_bundle
+from captioner.captioning.bundle import Bundle, card_digest, load_bundle, save_bundle
 from captioner.captioning.config import TrainConfig
 from captioner.captioning.dataset import Split, load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
@@ -91,8 +90,7 @@ class Captioner:
 
     def run_settings(self, beam: int | None = None) -> dict:
         """What makes this captioner's rows: the model (by its card) and the decoding."""
-        card = json.dumps(self.card, sort_keys=True, default=str).encode()
-        return {"model": hashlib.sha256(card).hexdigest()[:16], **self.decoding(beam)}
+        return {"model": card_digest(self.card), **self.decoding(beam)}
 
     # --- captioning ------------------------------------------------------------------
     def caption_features(self, features: np.ndarray, beam: int | None = None, max_length: int = 20,
@@ -257,8 +255,8 @@ class Captioner:
             data, images, out, get_encoder(encoder), config or TrainConfig(), resume=resume,
             overwrite=overwrite, lm_data=lm_data, command=command, progress=progress)
         captioner = cls(decoder, vocab, card)
-        card["decoding"] = choose_decoding(captioner, select)
-        card["scores"] = {"dev-select": _round(evaluate_split(captioner, select))}
+        card["decoding"], chosen = choose_decoding(captioner, select)
+        card["scores"] = {"dev-select": _round(chosen)}
         if report.names:  # scored once, after every choice: what a README may quote
             card["scores"]["dev-report"] = {
                 "greedy": _round(evaluate_split(captioner, report, beam=1)),
@@ -270,18 +268,18 @@ class Captioner:
 DECODING_GRID = {"beam": (1, 3, 5), "length_penalty": (0.0, 0.5, 1.0, 2.0)}
 
 
-def choose_decoding(captioner: Captioner, select: Split) -> dict:
+def choose_decoding(captioner: Captioner, select: Split) -> tuple[dict, dict]:
     """The beam width and length penalty with the best CIDEr-D (then BLEU-4) on the selection
-    half of dev; written to the card, read back by every caption and evaluate run."""
+    half of dev, for the card (every caption and evaluate run reads it), and their scores."""
     tried = []
     for beam in DECODING_GRID["beam"]:
         for penalty in DECODING_GRID["length_penalty"] if beam > 1 else (0.0,):
             captioner.card["decoding"] = {"beam": beam, "length_penalty": penalty}
             scores = evaluate_split(captioner, select)
-            tried.append(((scores["CIDEr-D"], scores["BLEU-4"]), beam, penalty))
-    (cider, bleu), beam, penalty = max(tried, key=lambda t: (t[0], -t[1]))
+            tried.append(((scores["CIDEr-D"], scores["BLEU-4"]), beam, penalty, scores))
+    (cider, bleu), beam, penalty, scores = max(tried, key=lambda t: (t[0], -t[1]))
     return {"beam": beam, "length_penalty": penalty, "chosen_by": "dev-select CIDEr-D, then BLEU-4",
-            "dev_select": {"CIDEr-D": round(cider, 2), "BLEU-4": round(bleu, 2)}}
+            "dev_select": {"CIDEr-D": round(cider, 2), "BLEU-4": round(bleu, 2)}}, scores
 
 
 def evaluate_split(captioner: Captioner, split: Split, beam: int | None = None,

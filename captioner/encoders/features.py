@@ -135,7 +135,8 @@ def feature_matrix(paths: list[Path], encoder: Encoder, kind: str, batch_size: i
     shape = (len(paths), *_shape(encoder, kind))
     with atomic_path(matrix, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
-        for i, features in iter_features(paths, encoder, (kind,), batch_size, True, progress, errors):
+        for i, features in iter_features(paths, encoder, (kind,), batch_size, True, progress, errors,
+                                         digests):
             out[i] = features[kind]  # each image at its own row, whenever it comes
         rows = [i for i in range(len(paths)) if i not in errors]
         if errors:  # rare: close the gaps, one row at a time
@@ -162,9 +163,11 @@ def _digest_or_none(path: Path) -> str | None:
 
 
 def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_size: int,
-                  cache: FeatureCache | bool, progress: bool, errors: dict[int, str]):
+                  cache: FeatureCache | bool, progress: bool, errors: dict[int, str],
+                  known_digests: list[str | None] | None = None):
     """Yield (index, {kind: feature}) for every image that can be read, one at a time: cache hits
-    first (read lazily), then freshly encoded batches. Failures go to ``errors``."""
+    first (read lazily), then freshly encoded batches. Failures go to ``errors``.
+    ``known_digests``: the files' hashes when the caller has them already (None: unreadable)."""
     unknown = set(kinds) - set(encoder.model.output)
     if unknown:
         raise CaptionerError(
@@ -181,14 +184,17 @@ def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_s
             digests[i] = None
             continue
         try:
-            digests[i] = file_digest(path)
+            if known_digests is not None and known_digests[i] is None:
+                file_digest(path)  # raises the reason it cannot be read
+            digests[i] = known_digests[i] if known_digests is not None else file_digest(path)
         except OSError as exc:
             errors[i] = f"cannot read file ({exc.strerror or exc})"
             continue
         if store is not None and all(store.path(digests[i], k).is_file() for k in kinds):
             hits.append(i)
     bar = tqdm(total=len(paths), desc=f"encoding ({encoder.name})", unit="img", disable=not progress)
-    todo = [i for i in digests if i not in set(hits)]
+    hit = set(hits)
+    todo = [i for i in digests if i not in hit]
     for i in hits:
         cached = {k: store.get(digests[i], k) for k in kinds}
         if all(v is not None for v in cached.values()):

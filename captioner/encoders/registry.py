@@ -10,7 +10,6 @@ from captioner.encoders.lite0 import load_lite0
 from captioner.errors import EncoderError
 from captioner.files import cache_dir
 
-
 CONVERSION_CODE = ("encoders/lite0.py", "encoders/layers.py", "encoders/pth_reader.py",
                    "encoders/tflite_runner.py")
 

@@ -7,8 +7,6 @@ bundle (an LSTM over the clip's frame features, see captioner.video.clip_model).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +14,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from captioner.captioning.bundle import Bundle, check_target, load_bundle, make_card, save_bundle
+from captioner.captioning.bundle import (
+    Bundle,
+    card_digest,
+    check_target,
+    load_bundle,
+    make_card,
+    save_bundle,
+)
 from captioner.captioning.captioner import Captioner
 from captioner.captioning.search import greedy
 from captioner.data.paths import VIDEO_EXTENSIONS, display_path, expand_paths
@@ -69,8 +74,7 @@ class VideoTagger:
     def run_settings(self, options: TagOptions) -> dict:
         """What makes this tagger's rows: the model (by its card) and the options."""
         card = self.bundle.card if self.bundle else self.captioner.card
-        digest = hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()
-        return {"model": digest[:16], **asdict(options), "fps": self.fps(options)}
+        return {"model": card_digest(card), **asdict(options), "fps": self.fps(options)}
 
     def fps(self, options: TagOptions) -> float:
         """Frames sampled per second: the option, else the rate the clip model was trained at, else 1."""
