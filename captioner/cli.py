@@ -15,9 +15,10 @@ import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
+from types import SimpleNamespace
 
 from captioner.captioning.config import BOUNDS as TRAIN_BOUNDS
-from captioner.captioning.config import DECODERS, MONITORS, TrainConfig
+from captioner.captioning.config import DECODERS, FINETUNE_DEFAULTS, FINETUNE_FLAGS, MONITORS, TrainConfig
 from captioner.checks import number_in
 from captioner.encoders import DEFAULT_ENCODER
 from captioner.errors import CaptionerError
@@ -187,6 +188,19 @@ def _score_line(scores: dict) -> str:
     return "  ".join(f"{k} {scores[k]:.2f}" for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D"))
 
 
+def cmd_finetune(args) -> int:
+    from captioner.captioning.captioner import Captioner
+
+    captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
+    tuned = captioner.finetune(args.data, args.images, args.out, resume=args.resume,
+                               overwrite=args.overwrite, command=shlex.join(["captioner", *args.argv]),
+                               **{name: getattr(args, name) for name in FINETUNE_FLAGS})
+    print(f"saved {args.out}")
+    for name, scores in tuned.card["scores"].get("dev-report", {}).items():
+        print(f"dev-report {name}: " + _score_line(scores))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from captioner.captioning.captioner import Captioner
 
@@ -258,9 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=DEFAULT_ENCODER)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="drop an interrupted run in --out and start again")
-    p.add_argument("--lm-data", type=Path, help="caption text for language-model pre-training (with --lm-epochs)")
+    p.add_argument("--lm-data", type=Path, help="more caption text: its words join the vocabulary, and --lm-epochs pre-trains on it")
     _config_flags(p, TrainConfig(), TRAIN_BOUNDS)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help="fine-tune a trained captioner on CIDEr-D (self-critical training)")
+    p.add_argument("--data", type=Path, required=True, help="caption file (its train split is used)")
+    p.add_argument("--images", type=Path, required=True, help="folder holding the images")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write (new, empty, or a bundle)")
+    p.add_argument("--model", type=Path, help="bundle to start from (default: the bundled captioner)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--overwrite", action="store_true", help="drop an interrupted run in --out and start again")
+    tuning = TrainConfig(**{**vars(TrainConfig()), **FINETUNE_DEFAULTS})
+    _config_flags(p, SimpleNamespace(**{n: getattr(tuning, n) for n in FINETUNE_FLAGS}), TRAIN_BOUNDS)
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("evaluate", help="BLEU-1..4 and CIDEr-D of a captioner on a data set split")
     p.add_argument("--data", type=Path, required=True)

@@ -300,3 +300,14 @@ def test_train_an_attention_captioner_then_draw_where_it_looked(tmp_path):
                    "--attention", maps)
     assert "img00.png: " in proc.stdout
     assert len(list(maps.glob("img0*.png"))) == 2
+    tuned = tmp_path / "tuned"  # self-critical fine-tuning of the attention model, end to end
+    proc = run_cli("finetune", "--model", out, "--data", data, "--images", images, "--out", tuned,
+                   "--epochs", "1", "--batch-size", "6", "--scst-samples", "2")
+    assert "dev-report greedy" in proc.stdout
+    card = json.loads((tuned / "card.json").read_text())
+    assert card["config"]["decoder"] == "attention" and card["decoding"]["beam"] in (1, 3, 5)
+    finetune = card["finetune"]
+    assert finetune["command"].startswith("captioner finetune") and finetune["train_images"] == 18
+    assert [row["epoch"] for row in finetune["history"]] == [0, 1]
+    assert "greedy_reward" in finetune["history"][1]
+    assert "img00.png: " in run_cli("caption", images / "img00.png", "--model", tuned).stdout

@@ -321,11 +321,26 @@ def test_dev_is_cut_in_two_stable_halves():
 
 
 def test_language_model_text_never_includes_held_out_images(tmp_path):
-    from captioner.captioning.train import _lm_captions
+    from captioner.captioning.train import _lm_records
     from captioner.data.caption_sets import CaptionRecord
 
     text = tmp_path / "lm.csv"
     text.write_text("image,caption,split\na.jpg,a dog runs,train\nb.jpg,a cat sits,test\n"
                     "c.jpg,a boat floats,dev\nd.jpg,a bird sings,\ne.jpg,a car waits,\n")
     records = [CaptionRecord("d.jpg", "a bird sings", split="test")]  # held out by the data set
-    assert _lm_captions(text, records) == ["a dog runs", "a car waits"]
+    assert [r.caption for r in _lm_records(text, records)] == ["a dog runs", "a car waits"]
+
+
+def test_vocabulary_takes_words_the_photos_never_show_from_the_text():
+    from types import SimpleNamespace
+
+    from captioner.captioning.train import training_vocabulary
+    from captioner.data.caption_sets import CaptionRecord
+
+    train = SimpleNamespace(names=["a.jpg"], captions=[["a dog runs"] * 2])
+    lm = [CaptionRecord("a.jpg", "a dog runs"), CaptionRecord("z.jpg", "a zebra runs"),
+          CaptionRecord("z.jpg", "the zebra grazes"), CaptionRecord("y.jpg", "a yak")]
+    vocab = training_vocabulary(train, lm, min_count=2)
+    assert "zebra" in vocab.word_to_id and "yak" not in vocab.word_to_id
+    # a training photo's captions count once, though the text file holds them again
+    assert "dog" in vocab.word_to_id and training_vocabulary(train, lm, 3).word_to_id.get("dog") is None

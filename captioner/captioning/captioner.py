@@ -14,6 +14,7 @@ from captioner.captioning.config import TrainConfig
 from captioner.captioning.dataset import Split, load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
 from captioner.captioning.search import Caption, beam_search, greedy, next_words
+from captioner.captioning.self_critical import finetune_captioner, finetune_config
 from captioner.captioning.train import train_captioner
 from captioner.checks import number_in
 from captioner.data.images import InMemoryImage, gather_images, load_image
@@ -254,15 +255,30 @@ class Captioner:
         decoder, vocab, card, select, report = train_captioner(
             data, images, out, get_encoder(encoder), config or TrainConfig(), resume=resume,
             overwrite=overwrite, lm_data=lm_data, command=command, progress=progress)
-        captioner = cls(decoder, vocab, card)
-        card["decoding"], chosen = choose_decoding(captioner, select)
-        card["scores"] = {"dev-select": _round(chosen)}
+        return cls(decoder, vocab, card)._finish(select, report, out)
+
+    def finetune(self, data: Path, images: Path, out: Path, resume: bool = False,
+                 overwrite: bool = False, command: str | None = None, progress: bool = True,
+                 **changes) -> Captioner:
+        """Self-critical fine-tuning on CIDEr-D (Rennie et al. 2017) with the train split of
+        ``data``; saves a new bundle at ``out``. ``changes``: TrainConfig knobs (epochs,
+        learning_rate, batch_size, scst_samples, patience, seed)."""
+        config = finetune_config(self.card.get("config", {}), **changes)
+        decoder, card, select, report = finetune_captioner(
+            self.decoder, self.vocab, self.card, data, images, out, self.encoder, config,
+            resume=resume, overwrite=overwrite, command=command, progress=progress)
+        return Captioner(decoder, self.vocab, card)._finish(select, report, out)
+
+    def _finish(self, select: Split, report: Split, out: Path) -> Captioner:
+        """Choose the decoding on dev-select, score dev-report once, save the bundle."""
+        self.card["decoding"], chosen = choose_decoding(self, select)
+        self.card["scores"] = {"dev-select": _round(chosen)}
         if report.names:  # scored once, after every choice: what a README may quote
-            card["scores"]["dev-report"] = {
-                "greedy": _round(evaluate_split(captioner, report, beam=1)),
-                "chosen": _round(evaluate_split(captioner, report))}
-        captioner.save(out)
-        return captioner
+            self.card["scores"]["dev-report"] = {
+                "greedy": _round(evaluate_split(self, report, beam=1)),
+                "chosen": _round(evaluate_split(self, report))}
+        self.save(out)
+        return self
 
 
 DECODING_GRID = {"beam": (1, 3, 5), "length_penalty": (0.0, 0.5, 1.0, 2.0)}

@@ -14,7 +14,13 @@ BOUNDS = {"embed_dim": (1, 8192), "units": (1, 8192), "num_layers": (1, 8), "dro
           "feature_dropout": (0, 0.95), "learning_rate": (1e-7, 1.0), "batch_size": (1, 65536),
           "epochs": (0, 100_000), "patience": (1, 100_000), "min_count": (1, 1_000_000),
           "max_length": (1, 200), "seed": (0, 2**31 - 1), "lm_epochs": (0, 100_000),
-          "attention_dim": (1, 8192), "attention_penalty": (0, 100)}
+          "attention_dim": (1, 8192), "attention_penalty": (0, 100), "scst_samples": (1, 100)}
+# What self-critical fine-tuning changes in the trained model's config unless told otherwise:
+# a small step (the model is already good) and few epochs (each is costly: sampling + scoring).
+# The batch counts images (each gives scst_samples captions).
+FINETUNE_DEFAULTS = {"epochs": 3, "learning_rate": 5e-5, "batch_size": 32, "patience": 2,
+                     "monitor": "cider"}
+FINETUNE_FLAGS = ("epochs", "learning_rate", "batch_size", "scst_samples", "patience", "seed")
 
 
 @dataclass
@@ -38,6 +44,7 @@ class TrainConfig:
     decoder: str = "show_tell"  # or "attention": soft attention over the spatial map
     attention_dim: int = 256
     attention_penalty: float = 1.0  # weight of the doubly stochastic attention regulariser
+    scst_samples: int = 5  # self-critical fine-tuning: captions sampled per image and step
 
     def __post_init__(self) -> None:
         check_fields(self, BOUNDS)

@@ -41,6 +41,36 @@ def _initial(decoder: CaptionDecoder, features: np.ndarray, repeat: int = 1) -> 
 def greedy(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray,
            max_length: int = DEFAULT_MAX_LENGTH) -> list[Caption]:
     """The most likely next word at every step, for each image of the batch."""
+    words, total, length = _walk(decoder, features, _most_likely, max_length)
+    return [Caption(vocab.decode(w), float(s / max(n, 1))) for w, s, n in zip(words, total, length)]
+
+
+def greedy_ids(decoder: CaptionDecoder, features: np.ndarray,
+               max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    """Greedy captions as token ids (N, max_length), ``<end>`` included, then padding."""
+    return _walk(decoder, features, _most_likely, max_length)[0]
+
+
+def _most_likely(logp: np.ndarray) -> np.ndarray:
+    return logp.argmax(-1)
+
+
+def sample(decoder: CaptionDecoder, features: np.ndarray, rng: np.random.Generator,
+           max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    """Captions drawn word by word from the decoder's distribution: token ids (N, max_length),
+    ``<end>`` included, then padding (self-critical training learns from these)."""
+
+    def draw(logp):
+        probs = np.exp(logp - logp.max(-1, keepdims=True))
+        cumulative = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)
+        return (cumulative < rng.random((len(logp), 1))).sum(-1).clip(0, logp.shape[1] - 1)
+
+    return _walk(decoder, features, draw, max_length)[0]
+
+
+def _walk(decoder, features: np.ndarray, choose, max_length: int):
+    """Run the decoder word by word, ``choose`` picking each next word from the log-probabilities;
+    returns the words (N, max_length) padded after ``<end>``, total log-probabilities, lengths."""
     n = len(features)
     states = _initial(decoder, features)
     tokens = np.full(n, Vocabulary.START_ID)
@@ -50,14 +80,14 @@ def greedy(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray,
     alive = np.ones(n, dtype=bool)
     for t in range(max_length):
         logp, states = _step(decoder, tokens, states)
-        tokens = logp.argmax(-1)
+        tokens = choose(logp)
         total += np.where(alive, logp[np.arange(n), tokens], 0.0)
         length += alive
         words[:, t] = np.where(alive, tokens, Vocabulary.PAD_ID)
         alive &= tokens != Vocabulary.END_ID
         if not alive.any():
             break
-    return [Caption(vocab.decode(w), float(s / max(n_, 1))) for w, s, n_ in zip(words, total, length)]
+    return words, total, length
 
 
 def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray, width: int = 3,

@@ -164,7 +164,8 @@ class Trainer:
         """Record the epoch; returns True when training should stop."""
         decoder = self.decoder
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
-               "dev_loss": float(logs.get("val_loss", np.nan)), **self.dev_scores(decoder)}
+               "dev_loss": float(logs.get("val_loss", np.nan)), **self.dev_scores(decoder),
+               **{k: float(v) for k, v in logs.items() if k not in ("loss", "val_loss")}}
         self.state["history"].append(row)
         value = row[MONITORS[self.config.monitor]]
         if self._better(value, self.state["best"]):
@@ -190,7 +191,6 @@ class Trainer:
         one left alone.
         """
         config = self.config
-        features, _ = self.train_data
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.state_path.is_file() and not resume:
             raise CaptionerError(f"{self.folder}: holds an interrupted training run; add --resume to "
@@ -204,21 +204,31 @@ class Trainer:
         else:
             keras.utils.set_random_seed(config.seed)
             self.vocab.save(self.vocab_path)
-            self.decoder = build_decoder(self.vocab, features.shape[1:], config)
-            if config.lm_epochs and self.lm_captions:
-                self._pretrain_language_model()
+            self.decoder = self.start_model()
         start = self.state["epoch"]
         if start < config.epochs and self.state["wait"] < config.patience:
-            pairs = sum(len(caps) for caps in self.train_data[1])
-            self.decoder.fit(
-                pairs_dataset(*self.train_data, self.vocab, config, epochs=range(start, config.epochs)),
-                steps_per_epoch=-(-pairs // config.batch_size), epochs=config.epochs,
-                initial_epoch=start, validation_data=pairs_dataset(*self.dev_data, self.vocab, config),
-                verbose=self.verbose, callbacks=[_EpochEnd(self)],
-            )
+            self.fit(start)
         if self.best_path.is_file():
             self.decoder.load_weights(self.best_path)
         return self.decoder
+
+    def start_model(self):
+        """A new compiled decoder (pre-trained on caption text when asked)."""
+        self.decoder = build_decoder(self.vocab, self.train_data[0].shape[1:], self.config)
+        if self.config.lm_epochs and self.lm_captions:
+            self._pretrain_language_model()
+        return self.decoder
+
+    def fit(self, start: int) -> None:
+        """Epochs ``start`` .. ``config.epochs`` of word-by-word cross-entropy."""
+        config = self.config
+        pairs = sum(len(caps) for caps in self.train_data[1])
+        self.decoder.fit(
+            pairs_dataset(*self.train_data, self.vocab, config, epochs=range(start, config.epochs)),
+            steps_per_epoch=-(-pairs // config.batch_size), epochs=config.epochs,
+            initial_epoch=start, validation_data=pairs_dataset(*self.dev_data, self.vocab, config),
+            verbose=self.verbose, callbacks=[_EpochEnd(self)],
+        )
 
     def _check_same_run(self) -> None:
         """Refuse to resume a checkpoint made with other settings or another vocabulary."""
@@ -253,17 +263,11 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
     decoder, its vocabulary, the card so far and the two encoded dev halves (select, report).
     Checkpoints live in ``out``."""
     check_target(out)  # before any work: never train towards a folder that cannot be written
-    records = read_records(Path(data))
     kind = AttentionDecoder.feature_kind if config.decoder == "attention" else "pooled"
-    train, problems = load_split(records, Path(images), encoder, ("train", None), progress, kind)
-    select, more = load_split(records, Path(images), encoder, ("dev-select",), progress, kind)
-    report, rest = load_split(records, Path(images), encoder, ("dev-report",), progress, kind)
-    problems += more + rest
-    if not train.names or not select.names:
-        raise CaptionerError(f"{data}: need images in both the train and dev splits under {images} "
-                             f"(found {len(train.names)} and {len(select.names) + len(report.names)})")
-    vocab = Vocabulary.build([c for caps in train.captions for c in caps], min_count=config.min_count)
-    lm_captions = _lm_captions(lm_data, records) if lm_data else []
+    records, (train, select, report), problems = load_splits(data, images, encoder, kind, progress)
+    lm_records = _lm_records(lm_data, records) if lm_data else []
+    lm_captions = [r.caption for r in lm_records]
+    vocab = training_vocabulary(train, lm_records, config.min_count)
     folder = Path(out) / CHECKPOINTS
     if overwrite:
         shutil.rmtree(folder, ignore_errors=True)
@@ -278,9 +282,35 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
     return decoder, vocab, card, select, report
 
 
-def _lm_captions(path: Path, records: list) -> list[str]:
+def load_splits(data: Path, images: Path, encoder: Encoder, kind: str, progress: bool = True):
+    """The records of a caption file and its train (plus unsplit), dev-select and dev-report
+    splits as features of ``kind``; also the problems met. Refuses a set without train or dev."""
+    records = read_records(Path(data))
+    splits, problems = [], []
+    for names in (("train", None), ("dev-select",), ("dev-report",)):
+        split, met = load_split(records, Path(images), encoder, names, progress, kind)
+        splits.append(split)
+        problems += met
+    train, select, report = splits
+    if not train.names or not select.names:
+        raise CaptionerError(f"{data}: need images in both the train and dev splits under {images} "
+                             f"(found {len(train.names)} and {len(select.names) + len(report.names)})")
+    return records, splits, problems
+
+
+def training_vocabulary(train, lm_records: list, min_count: int) -> Vocabulary:
+    """Words of the training captions and of the language-model text: a word the photos never
+    show can still be asked for (guided captions) when the text knows it. A training photo's
+    captions count once, however many of the files hold them."""
+    seen = set(train.names)
+    text = [c for caps in train.captions for c in caps]
+    text += [r.caption for r in lm_records if r.image not in seen]
+    return Vocabulary.build(text, min_count=min_count)
+
+
+def _lm_records(path: Path, records: list) -> list:
     """Caption text for language-model pre-training: never of a dev or test image, whether the
     text's own file or the training data set says it is one."""
     held_out = {r.image for r in records if r.split in ("dev", "test")}
-    return [r.caption for r in read_records(Path(path))
+    return [r for r in read_records(Path(path))
             if r.split not in ("dev", "test") and r.image not in held_out]

@@ -96,6 +96,52 @@ def _ngrams(tokens: Tokens, max_n: int) -> Counter[tuple[str, ...]]:
     )
 
 
+class CiderD:
+    """CIDEr-D (pycocoevalcap's 0-10 scale) against fixed reference sets.
+
+    The document frequencies and the references' tf-idf vectors are computed once, so a
+    caller that scores many captions against the same references (self-critical training
+    scores thousands of samples per epoch) pays for them once.
+    """
+
+    def __init__(self, references: Sequence[Sequence[Tokens]], n: int = CIDER_ORDERS,
+                 sigma: float = CIDER_SIGMA):
+        self.n, self.sigma = n, sigma
+        ref_counts = [[_ngrams(list(r), n) for r in refs] for refs in references]
+        # Document frequency: in how many images' reference sets each n-gram occurs.
+        self.doc_freq: Counter[tuple[str, ...]] = Counter()
+        for refs in ref_counts:
+            self.doc_freq.update(set().union(*refs))
+        self.log_images = math.log(len(references))
+        self.references = [[self._tfidf(ref) for ref in refs] for refs in ref_counts]
+
+    def _tfidf(self, counts: Counter) -> tuple[list[dict], list[float], int]:
+        """Per-order tf-idf vectors, their norms, and the word count."""
+        vectors: list[dict] = [{} for _ in range(self.n)]
+        for gram, tf in counts.items():
+            idf = self.log_images - math.log(max(1.0, self.doc_freq[gram]))
+            vectors[len(gram) - 1][gram] = tf * idf
+        norms = [math.sqrt(sum(w * w for w in vec.values())) for vec in vectors]
+        return vectors, norms, sum(c for g, c in counts.items() if len(g) == 1)
+
+    def score(self, hypothesis: Tokens, index: int) -> float:
+        """CIDEr-D of one caption against the ``index``-th reference set."""
+        vec_h, norm_h, len_h = self._tfidf(_ngrams(list(hypothesis), self.n))
+        refs = self.references[index]
+        total = 0.0
+        for vec_r, norm_r, len_r in refs:
+            penalty = math.exp(-((len_h - len_r) ** 2) / (2 * self.sigma**2))
+            for k in range(self.n):
+                # Clipping min(hyp, ref) is what makes this CIDEr-D rather than CIDEr.
+                dot = sum(
+                    min(w, vec_r[k].get(g, 0.0)) * vec_r[k].get(g, 0.0) for g, w in vec_h[k].items()
+                )
+                if norm_h[k] and norm_r[k]:
+                    dot /= norm_h[k] * norm_r[k]
+                total += dot * penalty
+        return 10.0 * total / self.n / len(refs)
+
+
 def cider_d(
     hypotheses: Sequence[Tokens],
     references: Sequence[Sequence[Tokens]],
@@ -104,38 +150,8 @@ def cider_d(
 ) -> tuple[float, list[float]]:
     """Corpus and per-image CIDEr-D (pycocoevalcap's 0-10 scale) of token lists."""
     _check_corpus(hypotheses, references)
-    hyp_counts = [_ngrams(list(h), n) for h in hypotheses]
-    ref_counts = [[_ngrams(list(r), n) for r in refs] for refs in references]
-    # Document frequency: in how many images' reference sets each n-gram occurs.
-    doc_freq: Counter[tuple[str, ...]] = Counter()
-    for refs in ref_counts:
-        doc_freq.update(set().union(*refs))
-    log_images = math.log(len(references))
-
-    def tfidf(counts: Counter) -> tuple[list[dict], list[float], int]:
-        """Per-order tf-idf vectors, their norms, and the word count."""
-        vectors: list[dict] = [{} for _ in range(n)]
-        for gram, tf in counts.items():
-            vectors[len(gram) - 1][gram] = tf * (log_images - math.log(max(1.0, doc_freq[gram])))
-        norms = [math.sqrt(sum(w * w for w in vec.values())) for vec in vectors]
-        return vectors, norms, sum(c for g, c in counts.items() if len(g) == 1)
-
-    scores = []
-    for hyp, refs in zip(hyp_counts, ref_counts):
-        vec_h, norm_h, len_h = tfidf(hyp)
-        total = 0.0
-        for ref in refs:
-            vec_r, norm_r, len_r = tfidf(ref)
-            penalty = math.exp(-((len_h - len_r) ** 2) / (2 * sigma**2))
-            for k in range(n):
-                # Clipping min(hyp, ref) is what makes this CIDEr-D rather than CIDEr.
-                dot = sum(
-                    min(w, vec_r[k].get(g, 0.0)) * vec_r[k].get(g, 0.0) for g, w in vec_h[k].items()
-                )
-                if norm_h[k] and norm_r[k]:
-                    dot /= norm_h[k] * norm_r[k]
-                total += dot * penalty
-        scores.append(10.0 * total / n / len(refs))
+    scorer = CiderD(references, n, sigma)
+    scores = [scorer.score(h, i) for i, h in enumerate(hypotheses)]
     return sum(scores) / len(scores), scores
 
 
