@@ -1,16 +1,18 @@
 """Real-video checks on ../shared/data/video_mini (Kinetics and MSVD clips).
 
-    python benchmarks/video_real.py
+    python benchmarks/video_real.py [--model CAPTIONER_BUNDLE]
 
 1. Kinetics (two classes, folder layout): a clip model trained on 5 clips tags the 6th;
    leave-one-out accuracy over the 6 clips.
 2. MSVD: the default tagger (no video training) on each whole clip: its clip captions'
-   BLEU/CIDEr-D against the 12-20 human captions, and how many of its top-5 tags appear
-   among the words of those captions.
+   BLEU/CIDEr-D against the 12-20 human captions, both ways of captioning a clip side by side
+   (all frames, word distributions averaged; the most representative frame), and how many of
+   its top-5 tags appear among the words of those captions.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,11 +24,15 @@ VIDEO = ROOT.parent / "shared" / "data" / "video_mini"
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="image captioner bundle (default: the bundled one)")
+    args = parser.parse_args()
     if not VIDEO.is_dir():
         print(f"skipped: {VIDEO} is absent (the real clips live in ../shared/data)")
         return 0
     sys.path.insert(0, str(ROOT))
-    from captioner import TagOptions, VideoTagger
+    from captioner import Captioner, TagOptions, VideoTagger
+    from captioner.video.config import CLIP_CAPTIONS
     from captioner.video.tagger import clip_features
     from captioner.data.text import tokenize
     from captioner.data.video import probe
@@ -35,7 +41,7 @@ def main() -> int:
     from captioner.video.config import ClipTrainConfig
     from captioner.video.train import fit_clip_model, predict_tags, tag_matrix
 
-    tagger = VideoTagger.default()
+    tagger = VideoTagger(Captioner.load(args.model)) if args.model else VideoTagger.default()
     records = read_video_labels(VIDEO / "kinetics")
     names = sorted({t for r in records for t in r.tags})
     clips = [clip_features(r.path, tagger.encoder, fps=2.0) for r in records]
@@ -49,17 +55,22 @@ def main() -> int:
     print(f"Kinetics leave-one-out ({', '.join(names)}): {sum(hits)}/{len(hits)} correct")
 
     msvd = {e["id"]: e["caption"] for e in json.loads((VIDEO / "msvd" / "testing_label.json").read_text())}
-    hyps, refs, overlap = {}, {}, []
+    hyps, refs, overlap = {mode: {} for mode in CLIP_CAPTIONS}, {}, []
     for path in sorted((VIDEO / "msvd" / "video").iterdir()):
         length = probe(path).duration
-        (row,) = tagger.tag_video(path, TagOptions(clip_seconds=length + 1, fps=1.0, top_k=5))
-        hyps[path.name], refs[path.name] = row["caption"], msvd[path.name]
+        for mode in CLIP_CAPTIONS:
+            options = TagOptions(clip_seconds=length + 1, fps=1.0, top_k=5, clip_caption=mode)
+            (row,) = tagger.tag_video(path, options)
+            hyps[mode][path.name] = row["caption"]
+        refs[path.name] = msvd[path.name]
         words = {w for c in msvd[path.name] for w in tokenize(c)}
         found = [t["tag"] for t in row["tags"] if set(tokenize(t["tag"])) & words]
         overlap.append(len(found))
-        print(f"{path.name}: '{row['caption']}' | tags {[t['tag'] for t in row['tags']]} | in references: {found}")
-    scores = evaluate_captions(hyps, refs)
-    print("MSVD default captions: " + "  ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+        print(f"{path.name}: " + " | ".join(f"{m}: '{hyps[m][path.name]}'" for m in CLIP_CAPTIONS)
+              + f" | tags {[t['tag'] for t in row['tags']]} | in references: {found}")
+    for mode in CLIP_CAPTIONS:
+        scores = evaluate_captions(hyps[mode], refs)
+        print(f"MSVD clip captions from {mode}: " + "  ".join(f"{k} {v:.2f}" for k, v in scores.items()))
     print(f"MSVD top-5 tags found among reference words: {sum(overlap)}/{5 * len(overlap)} "
           f"(mean {np.mean(overlap):.1f} per clip)")
     return 0

@@ -24,6 +24,7 @@ from captioner.encoders import DEFAULT_ENCODER
 from captioner.errors import CaptionerError
 from captioner.files import printable
 from captioner.video.config import (
+    CLIP_CAPTIONS,
     CLIP_TRAIN_BOUNDS,
     MAX_CLIP_SECONDS,
     MAX_FPS,
@@ -130,7 +131,7 @@ def cmd_classify(args) -> int:
 def cmd_caption(args) -> int:
     from captioner.captioning.captioner import Captioner
 
-    captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
+    captioner = _captioner(args.model)
     rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
                              output=args.output, overwrite=args.overwrite,
                              attention=args.attention or False)
@@ -143,7 +144,8 @@ def cmd_tag(args) -> int:
     from captioner.video.tagger import VideoTagger
 
     options = TagOptions(clip_seconds=args.clip_seconds, overlap=args.overlap, fps=args.fps,
-                         top_k=args.top_k, shots=args.shots)  # checked before any model loads
+                         top_k=args.top_k, shots=args.shots,
+                         clip_caption=args.clip_caption)  # checked before any model loads
     tagger = VideoTagger.load(args.model) if args.model else VideoTagger.default()
     rows = tagger.tag(args.videos, options, recursive=args.recursive, output=args.output,
                       overwrite=args.overwrite)
@@ -188,10 +190,28 @@ def _score_line(scores: dict) -> str:
     return "  ".join(f"{k} {scores[k]:.2f}" for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D"))
 
 
-def cmd_finetune(args) -> int:
+def _captioner(models: list[Path] | None):
+    """The bundled captioner, one bundle, or several decoded as an ensemble."""
     from captioner.captioning.captioner import Captioner
 
-    captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
+    if not models:
+        return Captioner.from_pretrained()
+    if len(models) == 1:
+        return Captioner.load(models[0])
+    return Captioner.ensemble([Captioner.load(m) for m in models])
+
+
+def cmd_ensemble(args) -> int:
+    captioner = _captioner(args.models)
+    captioner.choose_and_save(args.data, args.images, args.out)
+    print(f"saved {args.out} ({len(args.models)} members)")
+    for name, scores in captioner.card["scores"].get("dev-report", {}).items():
+        print(f"dev-report {name}: " + _score_line(scores))
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    captioner = _captioner([args.model] if args.model else None)
     tuned = captioner.finetune(args.data, args.images, args.out, resume=args.resume,
                                overwrite=args.overwrite, command=shlex.join(["captioner", *args.argv]),
                                **{name: getattr(args, name) for name in FINETUNE_FLAGS})
@@ -204,7 +224,7 @@ def cmd_finetune(args) -> int:
 def cmd_evaluate(args) -> int:
     from captioner.captioning.captioner import Captioner
 
-    captioner = Captioner.load(args.model) if args.model else Captioner.from_pretrained()
+    captioner = _captioner(args.model)
     scores = captioner.evaluate(args.data, args.images, split=args.split or None, beam=args.beam,
                                 per_image=args.per_image or False)
     for problem in scores["problems"][:10]:
@@ -260,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(p, ".jsonl, .csv or .json (COCO results)")
     p.add_argument("--beam", type=beam, help="beam width (1: greedy; default: the model card's)")
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
-    p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
+    p.add_argument("--model", type=Path, action="append",
+                   help="bundle folder (default: the bundled captioner); repeat it for an ensemble")
     p.add_argument("--attention", type=Path, metavar="DIR",
                    help="write one PNG per image into DIR: where each word looked (attention models)")
     p.set_defaults(func=cmd_caption)
@@ -287,11 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_flags(p, SimpleNamespace(**{n: getattr(tuning, n) for n in FINETUNE_FLAGS}), TRAIN_BOUNDS)
     p.set_defaults(func=cmd_finetune)
 
+    p = sub.add_parser("ensemble", help="save several captioners as one bundle that averages their words")
+    p.add_argument("models", nargs="+", type=Path, help="bundle folders trained on the same vocabulary")
+    p.add_argument("--data", type=Path, required=True, help="caption file: decoding chosen on its dev-select half")
+    p.add_argument("--images", type=Path, required=True, help="folder holding the images")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write (new, empty, or a bundle)")
+    p.set_defaults(func=cmd_ensemble)
+
     p = sub.add_parser("evaluate", help="BLEU-1..4 and CIDEr-D of a captioner on a data set split")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--images", type=Path, required=True)
     p.add_argument("--split", default="test", help="split to score (default test; '' for all)")
-    p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
+    p.add_argument("--model", type=Path, action="append",
+                   help="bundle folder (default: the bundled captioner); repeat it for an ensemble")
     p.add_argument("--beam", type=beam, help="beam width (1: greedy; default: the model card's)")
     p.add_argument("--per-image", type=Path, help="also write per-image scores to this JSONL file")
     p.set_defaults(func=cmd_evaluate)
@@ -310,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"frames sampled per second, {MIN_FPS:g} to {MAX_FPS:g} "
                         "(default: 1, or the rate a --model was trained at)")
     p.add_argument("--top-k", type=top_k, default=tag.top_k, help=f"tags per clip (default {tag.top_k})")
+    p.add_argument("--clip-caption", choices=CLIP_CAPTIONS, default=tag.clip_caption,
+                   help="caption a clip from all its frames (word distributions averaged) or from "
+                        f"its most representative frame (default {tag.clip_caption}; image captioner only)")
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     p.add_argument("--model", type=Path, help="clip-model bundle (default: tags from the bundled image models)")
     p.set_defaults(func=cmd_tag)

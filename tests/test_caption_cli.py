@@ -138,6 +138,15 @@ def test_train_then_evaluate_cli(tmp_path):
     assert len(per_image) == 6
     assert sum(r["caption"] in {"a red picture with stripes", "a green picture of noise",
                                 "a blue smooth picture"} for r in per_image) >= 4
+    # An ensemble of a model with itself captions as the model does, on the fly or as a bundle.
+    photos = sorted(images.glob("*.png"))[:3]
+    alone = run_cli("caption", *photos, "--model", out, "--beam", "3").stdout
+    assert run_cli("caption", *photos, "--model", out, "--model", out, "--beam", "3").stdout == alone
+    proc = run_cli("ensemble", out, out, "--data", data, "--images", images, "--out", tmp_path / "pair")
+    assert "2 members" in proc.stdout and (tmp_path / "pair" / "members" / "1.keras").is_file()
+    card = json.loads((tmp_path / "pair" / "card.json").read_text())
+    assert len(card["members"]) == 2 and "dev-report" in card["scores"]
+    assert run_cli("caption", *photos, "--model", tmp_path / "pair", "--beam", "3").stdout == alone
 
 
 def test_evaluate_names_the_splits_a_data_set_has(tmp_path):

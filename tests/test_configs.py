@@ -14,7 +14,7 @@ from captioner.video.config import ClipTrainConfig, TagOptions
     {"fps": math.inf}, {"fps": math.nan}, {"fps": -1}, {"clip_seconds": math.inf},
     {"clip_seconds": 1e-4}, {"overlap": -0.5}, {"overlap": math.nan}, {"top_k": -3},
     {"top_k": 2.5}, {"clip_seconds": 2, "overlap": 3}, {"clip_seconds": 0.5, "overlap": 0.49999999},
-    {"clip_seconds": 1, "overlap": 0.999},
+    {"clip_seconds": 1, "overlap": 0.999}, {"clip_caption": "middle frame"},
 ])
 def test_tag_options_refuse_numbers_that_would_hang_or_flood(options):
     with pytest.raises(CaptionerError):

@@ -1,6 +1,7 @@
 """A trained model on disk: a folder with ``model.keras``, ``card.json`` and its word lists.
 
-A captioner bundle has ``vocab.json``; a video-tagger bundle has ``tags.json`` and, when it
+A captioner bundle has ``vocab.json`` (an ensemble also ``members/1.keras``, ``2.keras``...:
+decoders of the same vocabulary decoded together); a video-tagger bundle has ``tags.json`` and, when it
 also captions, ``vocab.json``. The card names the encoder the model was trained on, the data,
 the command that made it, the seed and the scores. Loading checks that the parts agree.
 
@@ -17,7 +18,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
@@ -28,7 +29,8 @@ from captioner.files import read_json
 
 MODEL_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE = "model.keras", "vocab.json", "tags.json", "card.json"
 CHECKPOINTS = "checkpoints"  # where training keeps its checkpoints until the bundle is written
-BUNDLE_ENTRIES = {MODEL_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE, CHECKPOINTS}
+MEMBERS = "members"  # an ensemble's decoders after the first, as 1.keras, 2.keras...
+BUNDLE_ENTRIES = {MODEL_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE, CHECKPOINTS, MEMBERS}
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Bundle:
     card: dict
     vocab: Vocabulary | None = None
     tags: list[str] | None = None
+    members: list[keras.Model] = field(default_factory=list)  # an ensemble's other decoders
 
 
 def make_card(encoder, config, command: str | None, data: dict, problems: list[str], **more) -> dict:
@@ -87,11 +90,10 @@ def save_bundle(folder: Path, bundle: Bundle) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new.", dir=folder.parent))
     old = None
     try:
-        # A fresh, uncompiled copy: the bundle carries weights, not optimizer state.
-        model = bundle.model
-        clean = type(model).from_config(model.get_config()).build_for()
-        clean.set_weights(model.get_weights())
-        clean.save(tmp / MODEL_FILE)
+        _save_clean(bundle.model, tmp / MODEL_FILE)
+        for i, member in enumerate(bundle.members, start=1):
+            (tmp / MEMBERS).mkdir(exist_ok=True)
+            _save_clean(member, tmp / MEMBERS / f"{i}.keras")
         if bundle.vocab is not None:
             bundle.vocab.save(tmp / VOCAB_FILE)
         if bundle.tags is not None:
@@ -115,6 +117,13 @@ def save_bundle(folder: Path, bundle: Bundle) -> Path:
     return folder
 
 
+def _save_clean(model: keras.Model, path: Path) -> None:
+    """A fresh, uncompiled copy: the bundle carries weights, not optimizer state."""
+    clean = type(model).from_config(model.get_config()).build_for()
+    clean.set_weights(model.get_weights())
+    clean.save(path)
+
+
 def load_bundle(folder: Path) -> Bundle:
     """Read a bundle folder; a missing or inconsistent part raises BundleError."""
     folder = Path(folder)
@@ -127,12 +136,15 @@ def load_bundle(folder: Path) -> Bundle:
     vocab = Vocabulary.load(folder / VOCAB_FILE) if (folder / VOCAB_FILE).is_file() else None
     tags = read_json(folder / TAGS_FILE, BundleError) if (folder / TAGS_FILE).is_file() else None
     model = _load_model(folder / MODEL_FILE)
-    words = getattr(model, "vocab_size", 0)
-    if words and (vocab is None or words != len(vocab)):
-        raise BundleError(f"{folder}: the model has {words} words, vocab.json {len(vocab or [])}")
+    member_files = sorted((folder / MEMBERS).glob("*.keras"), key=lambda p: (len(p.name), p.name))
+    members = [_load_model(path) for path in member_files]
+    for part in (model, *members):
+        words = getattr(part, "vocab_size", 0)
+        if words and (vocab is None or words != len(vocab)):
+            raise BundleError(f"{folder}: a model has {words} words, vocab.json {len(vocab or [])}")
     if getattr(model, "num_tags", 0) and (tags is None or model.num_tags != len(tags)):
         raise BundleError(f"{folder}: the model has {model.num_tags} tags, tags.json {len(tags or [])}")
-    return Bundle(model, card, vocab, tags)
+    return Bundle(model, card, vocab, tags, members)
 
 
 def _load_model(path: Path) -> keras.Model:

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from captioner.captioning.attention import AttentionDecoder
-from captioner.captioning.bundle import Bundle, card_digest, load_bundle, save_bundle
+from captioner.captioning.bundle import Bundle, card_digest, check_target, load_bundle, save_bundle
 from captioner.captioning.config import TrainConfig
 from captioner.captioning.dataset import Split, load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
+from captioner.captioning.ensemble import Ensemble
 from captioner.captioning.search import Caption, beam_search, greedy, next_words
 from captioner.captioning.self_critical import finetune_captioner, finetune_config
-from captioner.captioning.train import train_captioner
+from captioner.captioning.train import load_splits, train_captioner
 from captioner.checks import number_in
 from captioner.data.images import InMemoryImage, gather_images, load_image
 from captioner.data.paths import display_path
@@ -45,9 +46,32 @@ class Captioner:
     def load(cls, folder: Path) -> Captioner:
         """Load a bundle folder written by :meth:`save` or ``captioner train``."""
         bundle = load_bundle(folder)
-        if not isinstance(bundle.model, (CaptionDecoder, AttentionDecoder)):
-            raise BundleError(f"{folder}: holds a {type(bundle.model).__name__}, not an image captioner")
-        return cls(bundle.model, bundle.vocab, bundle.card)
+        for part in (bundle.model, *bundle.members):
+            if not isinstance(part, (CaptionDecoder, AttentionDecoder)):
+                raise BundleError(f"{folder}: holds a {type(part).__name__}, not an image captioner")
+        decoder = Ensemble([bundle.model, *bundle.members]) if bundle.members else bundle.model
+        return cls(decoder, bundle.vocab, bundle.card)
+
+    @classmethod
+    def ensemble(cls, captioners: list[Captioner]) -> Captioner:
+        """One captioner from several trained on the same vocabulary and encoder (e.g. other
+        seeds): beam search runs over their averaged log-probabilities. Its decoding is the
+        first one's until chosen on dev (``captioner ensemble --data``)."""
+        first = captioners[0]
+        for other in captioners[1:]:
+            if other.vocab != first.vocab:
+                raise CaptionerError("ensemble members must share one vocabulary (train them on "
+                                     "the same captions with the same --min-count and --lm-data)")
+            if other.card["encoder"] != first.card["encoder"]:
+                raise CaptionerError(f"ensemble members must share one encoder: "
+                                     f"{first.card['encoder']} and {other.card['encoder']}")
+        decoders = [d for c in captioners
+                    for d in (c.decoder.members if isinstance(c.decoder, Ensemble) else [c.decoder])]
+        card = {"encoder": first.card["encoder"], "encoder_weights": first.card.get("encoder_weights"),
+                "config": first.card.get("config", {}), "decoding": first.card.get("decoding", {}),
+                "members": [{k: c.card.get(k) for k in ("command", "config", "data", "scores", "finetune")
+                             if k in c.card} for c in captioners]}
+        return cls(Ensemble(decoders), first.vocab, card)
 
     @classmethod
     def from_pretrained(cls) -> Captioner:
@@ -58,7 +82,8 @@ class Captioner:
 
     def save(self, folder: Path) -> Path:
         """Write this captioner as a bundle folder."""
-        return save_bundle(folder, Bundle(self.decoder, self.card, vocab=self.vocab))
+        decoders = self.decoder.members if isinstance(self.decoder, Ensemble) else [self.decoder]
+        return save_bundle(folder, Bundle(decoders[0], self.card, vocab=self.vocab, members=decoders[1:]))
 
     @property
     def encoder(self):
@@ -100,16 +125,28 @@ class Captioner:
 
         ``beam`` and ``length_penalty`` default to the ones the bundle's card chose on dev.
         """
-        settings = self.decoding(beam, length_penalty)
+        grouped = isinstance(self.decoder, Ensemble)  # one view per image
         captions = []
         for start in range(0, len(features), CAPTION_BATCH):  # bounded memory for big splits
             batch = np.asarray(features[start : start + CAPTION_BATCH], dtype="float32")
-            if settings["beam"] <= 1:
-                captions += greedy(self.decoder, self.vocab, batch, max_length)
-            else:
-                captions += beam_search(self.decoder, self.vocab, batch, settings["beam"],
-                                        max_length, settings["length_penalty"])
+            captions += self._search(self.decoder, batch[:, None] if grouped else batch, beam,
+                                     max_length, length_penalty)
         return captions
+
+    def caption_views(self, views: np.ndarray, beam: int | None = None, max_length: int = 20,
+                      length_penalty: float | None = None) -> Caption:
+        """One caption for several views of one scene (a video clip's frames: (F, ...)
+        features), from the word distributions averaged over the views at every step."""
+        decoder = self.decoder if isinstance(self.decoder, Ensemble) else Ensemble([self.decoder])
+        return self._search(decoder, np.asarray(views, dtype="float32")[None], beam, max_length,
+                            length_penalty)[0]
+
+    def _search(self, decoder, features: np.ndarray, beam, max_length, length_penalty) -> list[Caption]:
+        settings = self.decoding(beam, length_penalty)
+        if settings["beam"] <= 1:
+            return greedy(decoder, self.vocab, features, max_length)
+        return beam_search(decoder, self.vocab, features, settings["beam"], max_length,
+                           settings["length_penalty"])
 
     def caption(self, images, beam: int | None = None, recursive: bool = False,
                 output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,
@@ -263,11 +300,20 @@ class Captioner:
         """Self-critical fine-tuning on CIDEr-D (Rennie et al. 2017) with the train split of
         ``data``; saves a new bundle at ``out``. ``changes``: TrainConfig knobs (epochs,
         learning_rate, batch_size, scst_samples, patience, seed)."""
+        if isinstance(self.decoder, Ensemble):
+            raise CaptionerError("fine-tune each member of an ensemble, then ensemble them again")
         config = finetune_config(self.card.get("config", {}), **changes)
         decoder, card, select, report = finetune_captioner(
             self.decoder, self.vocab, self.card, data, images, out, self.encoder, config,
             resume=resume, overwrite=overwrite, command=command, progress=progress)
         return Captioner(decoder, self.vocab, card)._finish(select, report, out)
+
+    def choose_and_save(self, data: Path, images: Path, out: Path, progress: bool = True) -> Captioner:
+        """Choose the decoding on the dev-select half of ``data``, score dev-report, save at ``out``
+        (how an ensemble of trained captioners becomes a bundle)."""
+        check_target(out)
+        _, (_, select, report), _ = load_splits(data, images, self.encoder, self.feature_kind, progress)
+        return self._finish(select, report, out)
 
     def _finish(self, select: Split, report: Split, out: Path) -> Captioner:
         """Choose the decoding on dev-select, score dev-report once, save the bundle."""

@@ -12,6 +12,9 @@ MIN_CLIP_SECONDS = 0.5  # shorter clips hold at most a frame or two at the usual
 MAX_FPS = 60.0  # sampling faster than common videos decode gains nothing
 MIN_FPS = 0.01  # one frame every 100 s
 MIN_STRIDE = 0.25  # seconds between clip starts: closer ones flood a timeline with clips
+# How the image captioner captions a clip: from all its frames at once (word distributions
+# averaged over the frames at every step), or from its most representative frame alone.
+CLIP_CAPTIONS = ("frames", "representative")
 CLIP_TRAIN_BOUNDS = {"units": (1, 8192), "dropout": (0, 0.95), "learning_rate": (1e-7, 1.0),
                      "batch_size": (1, 65536), "epochs": (0, 100_000), "patience": (1, 100_000),
                      "max_frames": (1, 10_000), "caption_units": (1, 8192),
@@ -28,6 +31,7 @@ class TagOptions:
     fps: float | None = None  # frames sampled per second; None: the bundle's training rate, else 1
     top_k: int = 5
     shots: bool = False
+    clip_caption: str = "frames"  # one of CLIP_CAPTIONS (the default was measured on MSVD)
 
     def __post_init__(self) -> None:
         self.clip_seconds = number_in("clip seconds", self.clip_seconds, MIN_CLIP_SECONDS,
@@ -40,6 +44,9 @@ class TagOptions:
         if self.fps is not None:
             self.fps = number_in("fps", self.fps, MIN_FPS, MAX_FPS)
         self.top_k = number_in("top k", self.top_k, 1, 1000, integer=True)
+        if self.clip_caption not in CLIP_CAPTIONS:
+            raise CaptionerError(f"unknown clip caption {self.clip_caption!r}; choose from "
+                                 f"{', '.join(CLIP_CAPTIONS)}")
 
 
 @dataclass

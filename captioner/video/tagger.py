@@ -29,7 +29,7 @@ from captioner.data.text import Vocabulary
 from captioner.data.video import probe, sample_frames
 from captioner.data.video_labels import read_video_labels
 from captioner.encoders import DEFAULT_ENCODER
-from captioner.encoders.features import encode_images
+from captioner.encoders.features import as_regions, encode_images
 from captioner.encoders.imagenet import class_names
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError
@@ -114,8 +114,8 @@ class VideoTagger:
             return [{"video": display_path(path), "error": f"cannot read ({type(exc).__name__}: {exc})"}]
         windows = (shot_windows(frames, info.duration) if options.shots
                    else fixed_windows(info.duration, options.clip_seconds, options.overlap))
-        kinds = ("pooled",) if self.bundle else ("pooled", "probabilities")
-        outputs = encode_images([f.image for f in frames], self.encoder, kinds)
+        kinds = ("pooled",) if self.bundle else ("pooled", "probabilities", self.captioner.feature_kind)
+        outputs = encode_images([f.image for f in frames], self.encoder, tuple(dict.fromkeys(kinds)))
         row_of = {f.index: i for i, f in enumerate(frames)}
         clips = [[row_of[f.index] for f in group] for group in assign_frames(frames, windows)]
         tags, captions = (self._trained(outputs, clips, options) if self.bundle
@@ -127,13 +127,17 @@ class VideoTagger:
         ]
 
     def _default(self, outputs: dict, clips: list[list[int]], options: TagOptions):
-        frame_captions = [c.text for c in self.captioner.caption_features(outputs["pooled"])]
+        features = as_regions(outputs[self.captioner.feature_kind])
+        frame_captions = [c.text for c in self.captioner.caption_features(features)]
         names = class_names()
         tags, captions = [], []
         for rows in clips:
             tags.append(combine_clip_tags(outputs["probabilities"][rows], names,
                                           [frame_captions[r] for r in rows], options.top_k))
-            captions.append(frame_captions[rows[representative_frame(outputs["pooled"][rows])]])
+            if options.clip_caption == "frames":
+                captions.append(self.captioner.caption_views(features[rows]).text)
+            else:
+                captions.append(frame_captions[rows[representative_frame(outputs["pooled"][rows])]])
         return tags, captions
 
     def _trained(self, outputs: dict, clips: list[list[int]], options: TagOptions):
