@@ -32,13 +32,12 @@ def main() -> int:
         return 0
     sys.path.insert(0, str(ROOT))
     from captioner import Captioner, TagOptions, VideoTagger
-    from captioner.video.config import CLIP_CAPTIONS
-    from captioner.video.tagger import clip_features
     from captioner.data.text import tokenize
     from captioner.data.video import probe
     from captioner.data.video_labels import read_video_labels
     from captioner.evaluation.captions import evaluate_captions
-    from captioner.video.config import ClipTrainConfig
+    from captioner.video.config import CLIP_CAPTIONS, ClipTrainConfig
+    from captioner.video.tagger import clip_features
     from captioner.video.train import fit_clip_model, predict_tags, tag_matrix
 
     tagger = VideoTagger(Captioner.load(args.model)) if args.model else VideoTagger.default()

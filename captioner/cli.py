@@ -18,7 +18,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from captioner.captioning.config import BOUNDS as TRAIN_BOUNDS
-from captioner.captioning.config import DECODERS, FINETUNE_DEFAULTS, FINETUNE_FLAGS, MONITORS, TrainConfig
+from captioner.captioning.config import (
+    DECODERS,
+    FINETUNE_DEFAULTS,
+    FINETUNE_FLAGS,
+    MONITORS,
+    TrainConfig,
+)
 from captioner.checks import number_in
 from captioner.encoders import DEFAULT_ENCODER
 from captioner.errors import CaptionerError
@@ -129,7 +135,6 @@ def cmd_classify(args) -> int:
 
 
 def cmd_caption(args) -> int:
-    from captioner.captioning.captioner import Captioner
 
     captioner = _captioner(args.model)
     rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
@@ -222,7 +227,6 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from captioner.captioning.captioner import Captioner
 
     captioner = _captioner(args.model)
     scores = captioner.evaluate(args.data, args.images, split=args.split or None, beam=args.beam,
@@ -392,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.argv = argv
         return args.func(args)
-    except BaseException as exc:  # noqa: BLE001 - sorted out right below
+    except BaseException as exc:
         if interrupted:
             print("captioner: interrupted", file=sys.stderr)
             return 130

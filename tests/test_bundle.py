@@ -1,8 +1,8 @@
 """Bundle folders (captioner.captioning.bundle): never lose a user's folder, refuse bad models."""
 
 import json
-from pathlib import Path
 import zipfile
+from pathlib import Path
 
 import keras
 import pytest

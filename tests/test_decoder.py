@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
+from captioner.captioning.config import TrainConfig
 from captioner.captioning.decoder import CaptionDecoder
 from captioner.captioning.search import beam_search, greedy, next_words
-from captioner.captioning.config import TrainConfig
 from captioner.captioning.train import Trainer, build_decoder
 from captioner.data.text import Vocabulary
 from captioner.evaluation.captions import evaluate_captions

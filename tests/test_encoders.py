@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from captioner.data.images import load_image, resize
-from captioner.encoders import lite0 as lite0_module  # noqa: F401
+from captioner.encoders import lite0 as lite0_module
 from captioner.encoders.imagenet import class_names, top_k
 from captioner.encoders.registry import get_encoder, list_encoders
 from captioner.errors import EncoderError

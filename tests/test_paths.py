@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from conftest import write_photo
 
 from captioner.data.paths import (
     IMAGE_EXTENSIONS,
@@ -11,7 +12,6 @@ from captioner.data.paths import (
     expand_paths,
     find_files,
 )
-from conftest import write_photo
 
 
 def test_find_images_by_extension_case_insensitive(tmp_path):

@@ -26,7 +26,8 @@ from captioner.encoders.features import as_regions, extract_features, item_name
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError, ImageError
 from captioner.evaluation.captions import evaluate_captions
-from captioner.results.figures import PANEL, write_attention_figure
+from captioner.files import atomic_path
+from captioner.results.figures import PANEL, attention_figure
 from captioner.results.journal import ResultWriter, result_writer
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
@@ -223,17 +224,30 @@ class Captioner:
             raise CaptionerError("attention maps need an attention decoder; this bundle's is "
                                  "show-and-tell (train one with --decoder attention)")
 
+    def attention_figure(self, image, row: dict | None = None):
+        """A PIL image: the photo, then one panel per word of its caption, lit where the word
+        looked. ``row``: the image's row from ``caption(..., attention=True)`` (made if absent)."""
+        items, problems = ([image], []) if isinstance(image, InMemoryImage) else gather_images(image)
+        if not items:
+            raise ImageError(f"{problems[0][0]}: {problems[0][1]}")
+        item = items[0]
+        if row is None:
+            row = self.caption_items([item], progress=False, attention=True)[0]
+        if "attention" not in row:
+            raise CaptionerError(f"{row['image']}: {row.get('error', 'no attention weights in this row')}")
+        photo = item.pixels if isinstance(item, InMemoryImage) else load_image(item, size=PANEL)
+        weights = np.asarray(row["attention"]).reshape(-1, *self.encoder.spatial_shape[:2])
+        return attention_figure(photo, row["caption"].split(), weights)
+
     def _draw_attention(self, items: list, rows: list[dict], folder: Path) -> None:
         """One PNG per captioned image: the photo lit where each word looked."""
-        grid = self.encoder.spatial_shape[:2]
         for item, row in zip(items, rows):
             if "attention" not in row:
                 continue
-            photo = item.pixels if isinstance(item, InMemoryImage) else load_image(item, size=PANEL)
             tag = hashlib.sha256(row["image"].encode("utf-8", "replace")).hexdigest()[:6]
             name = f"{Path(row['image']).stem or 'image'}-{tag}.png"
-            weights = np.asarray(row["attention"]).reshape(-1, *grid)
-            write_attention_figure(folder / name, photo, row["caption"].split(), weights)
+            with atomic_path(folder / name, suffix=".png") as tmp:
+                self.attention_figure(item, row).save(tmp, format="PNG")
 
     def next_words(self, image, prefix: str = "", k: int = 10) -> list[tuple[str, float]]:
         """The k most likely next words after ``prefix`` for one image (path, PIL, array or feature)."""

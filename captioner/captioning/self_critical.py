@@ -20,9 +20,9 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from captioner.captioning.bundle import CHECKPOINTS, check_target
 from captioner.captioning.config import FINETUNE_DEFAULTS, MONITORS, TrainConfig
 from captioner.captioning.search import greedy_ids, sample
-from captioner.captioning.bundle import CHECKPOINTS, check_target
 from captioner.captioning.train import Trainer, load_splits
 from captioner.data.text import Vocabulary, tokenize
 from captioner.encoders.base import Encoder

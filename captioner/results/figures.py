@@ -3,12 +3,8 @@ figures), drawn with Pillow alone so that writing them needs no plotting library
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-
-from captioner.files import atomic_path
 
 PANEL = 224  # side of one panel, the encoder's view of the photo
 COLUMNS = 5
@@ -39,11 +35,3 @@ def attention_figure(photo: np.ndarray, words: list[str], weights: np.ndarray) -
         figure.paste(panel, (x, y))
         draw.text((x + 4, y + PANEL + 4), word, fill=(0, 0, 0), font=font)
     return figure
-
-
-def write_attention_figure(path: Path, photo: np.ndarray, words: list[str],
-                           weights: np.ndarray) -> Path:
-    """Write :func:`attention_figure` as a PNG, atomically."""
-    with atomic_path(Path(path), suffix=".png") as tmp:
-        attention_figure(photo, words, weights).save(tmp, format="PNG")
-    return Path(path)
