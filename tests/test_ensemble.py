@@ -68,6 +68,9 @@ def test_a_show_and_tell_member_reads_the_mean_of_the_spatial_map(members):
     state = mixed.initial_state(maps)
     own = first.initial_state(maps[:, 0].mean(axis=1))
     np.testing.assert_allclose(state[0][:, 0], np.asarray(own[0]), atol=1e-6)
+    tokens = np.ones((len(features), 3), dtype="int32")
+    np.testing.assert_allclose(mixed.attention_maps(maps[:, 0], tokens),  # its attention member's
+                               np.asarray(attention.attention_maps(maps[:, 0], tokens)), atol=1e-6)
 
 
 def test_an_ensemble_bundle_round_trips(members, tmp_path):

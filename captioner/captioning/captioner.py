@@ -220,7 +220,8 @@ class Captioner:
         return [alphas[row, : len(words)] for row, words in enumerate(ids)]
 
     def _need_attention(self) -> None:
-        if not isinstance(self.decoder, AttentionDecoder):
+        parts = self.decoder.members if isinstance(self.decoder, Ensemble) else [self.decoder]
+        if not any(isinstance(part, AttentionDecoder) for part in parts):
             raise CaptionerError("attention maps need an attention decoder; this bundle's is "
                                  "show-and-tell (train one with --decoder attention)")
 

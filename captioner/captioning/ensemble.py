@@ -66,6 +66,15 @@ class Ensemble:
         return mean - _log_mean_exp(mean, axis=-1, keepdims=True) - np.log(mean.shape[-1]), new_states
 
 
+    def attention_maps(self, features, tokens):
+        """The attention members' weights (B, T, R) while reading ``tokens``, averaged."""
+        maps = [np.asarray(m.attention_maps(features, tokens)) for m in self.members
+                if hasattr(m, "attention_maps")]
+        if not maps:
+            raise CaptionerError("no member of this ensemble has an attention decoder")
+        return np.mean(maps, axis=0)
+
+
 def _log_mean_exp(values: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
     """log(mean(exp(values))) along ``axis``, without overflow."""
     peak = values.max(axis=axis, keepdims=True)
