@@ -2,12 +2,13 @@
 
 Cross-entropy teaches the next word of a human caption; the captions are then judged by
 CIDEr-D on whole sentences the model wrote itself. Here, for each batch of training images,
-the decoder samples ``samples`` captions per image and writes its greedy caption; each sample's
-reward is its CIDEr-D against the image's references minus the greedy caption's (the
+the decoder samples ``scst_samples`` captions per image and writes its greedy caption; each
+sample's reward is its CIDEr-D against the image's references minus the greedy caption's (the
 "self-critical" baseline), and the step raises the log-probability of the samples that beat
-the greedy caption and lowers the others'. The references' document frequencies come from the
-training captions. Checkpoints, early stopping on the dev-select half and resume are the
-cross-entropy ``Trainer``'s; each epoch's order and samples depend on (seed, epoch) alone.
+the greedy caption and lowers the others'. The references' document frequencies come from
+the training captions; an attention decoder keeps its regulariser. Checkpoints, early
+stopping on the dev-select half and resume are the cross-entropy ``Trainer``'s; each epoch's
+order and samples depend on (seed, epoch) alone.
 """
 
 from __future__ import annotations
