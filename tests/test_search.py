@@ -1,4 +1,5 @@
-"""Beam search (captioner.captioning.search) against exhaustive search on a tiny vocabulary."""
+"""Beam search (captioner.captioning.search), free and constrained, against exhaustive search on
+a tiny vocabulary."""
 
 import itertools
 
@@ -118,3 +119,37 @@ def test_finished_captions_leave_the_beam_and_the_penalty_ranks_them_as_they_com
     found = beam_search(model, vocab, np.zeros((1, 2)), width=2, length_penalty=2.0)
     assert found[0].text == "b x"
     assert found[0].score == pytest.approx(-0.42 / 3)  # mean log-probability per token
+
+
+def _ids(vocab, *words):
+    return {vocab.word_to_id[w] for w in words}
+
+
+@pytest.mark.parametrize("constraint", [("red",), ("blue", "green")])
+def test_a_wide_constrained_beam_finds_the_best_caption_that_meets_the_constraint(tiny, constraint):
+    decoder, vocab, features = tiny
+    found = beam_search(decoder, vocab, features, width=150, max_length=MAX_LENGTH,
+                        length_penalty=1.0, constraints=[_ids(vocab, *constraint)])
+    for caption, ranking in zip(found, exhaustive(decoder, vocab, features, 1.0)):
+        meeting = [text for _, text in ranking if set(text.split()) & set(constraint)]
+        assert caption.text == meeting[0]
+
+
+def test_a_satisfiable_constraint_is_always_met(tiny):
+    decoder, vocab, features = tiny
+    for width in (1, 2, 3):
+        for first, second in [("red", "blue"), ("green", "green"), ("blue", "red")]:
+            both = [_ids(vocab, first), _ids(vocab, second)]
+            for caption in beam_search(decoder, vocab, features, width=width, max_length=MAX_LENGTH,
+                                       constraints=both):
+                assert {first, second} <= set(caption.text.split()), caption.text
+
+
+def test_an_unsatisfiable_constraint_falls_back_to_the_free_caption(tiny):
+    decoder, vocab, features = tiny
+    free = beam_search(decoder, vocab, features, width=3, max_length=1)
+    # two words cannot fit in a one-word caption
+    stuck = beam_search(decoder, vocab, features, width=3, max_length=1,
+                        constraints=[_ids(vocab, "red"), _ids(vocab, "blue")])
+    assert [c.text for c in stuck] == [c.text for c in free]
+    assert [c.score for c in stuck] == [c.score for c in free]

@@ -6,6 +6,7 @@ and run the decoder one step at a time (the LSTM state carries the words so far)
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,7 +92,8 @@ def _walk(decoder, features: np.ndarray, choose, max_length: int):
 
 
 def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray, width: int = 3,
-                max_length: int = DEFAULT_MAX_LENGTH, length_penalty: float = 1.0) -> list[Caption]:
+                max_length: int = DEFAULT_MAX_LENGTH, length_penalty: float = 1.0,
+                constraints: Sequence[Iterable[int]] = ()) -> list[Caption]:
     """The best caption per image by total log-probability / length ** length_penalty
     (0: no normalisation, 1: per-word mean; the length counts ``<end>``).
 
@@ -99,50 +101,82 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     of finished ones (the ``width`` best, ranked by the penalised score as they come), so the
     beam keeps ``width`` captions still growing. An image is done when no live hypothesis can
     still beat its worst finished one, whatever length it reaches.
+
+    ``constraints`` (constrained beam search, Anderson et al. 2017): each is a set of word ids,
+    of which the caption must contain one (synonyms). A finite-state machine tracks which
+    constraints a hypothesis has met; each of its states keeps a beam of its own, and only the
+    state with all of them met may finish. An image whose constraints cannot all be met within
+    ``max_length`` words gets the free caption instead.
     """
+    sets = [frozenset(int(w) for w in c) for c in constraints]
     n, k, size = len(features), width, decoder.vocab_size
-    states = _initial(decoder, features, repeat=k)
-    tokens = np.full(n * k, Vocabulary.START_ID)
-    scores = np.full((n, k), -np.inf)
-    scores[:, 0] = 0.0  # all beams start identical: expand only the first
-    seqs = np.zeros((n, k, 0), dtype=int)
+    meets = np.zeros(size, dtype=int)  # per word: the bit mask of the constraints it meets
+    for bit, words in enumerate(sets):
+        meets[list(words)] |= 1 << bit
+    m = 1 << len(sets)  # machine states: the subsets of constraints met so far
+    goal = m - 1
+    states = _initial(decoder, features, repeat=m * k)
+    tokens = np.full(n * m * k, Vocabulary.START_ID)
+    scores = np.full((n, m, k), -np.inf)
+    scores[:, 0, 0] = 0.0  # all beams start identical, in state 0: expand only one
+    seqs = np.zeros((n, m, k, 0), dtype=int)
     finished: list[list[tuple[float, float, int, list[int]]]] = [[] for _ in range(n)]
     active = np.ones(n, dtype=bool)
-    rows = np.arange(n)[:, None]
+    rows = np.arange(n)[:, None, None]
     for length in range(1, max_length + 1):
         logp, states = _step(decoder, tokens, states)
-        candidates = (scores[..., None] + logp.reshape(n, k, size)).reshape(n, k * size)
-        beam = np.zeros((n, k), dtype=int)
-        word = np.full((n, k), Vocabulary.PAD_ID)
-        live = np.full((n, k), -np.inf)
+        totals = scores[..., None] + logp.reshape(n, m, k, size)
+        origin = np.zeros((n, m, k), dtype=int)  # flat (source state, beam) of each new one
+        word = np.full((n, m, k), Vocabulary.PAD_ID)
+        live = np.full((n, m, k), -np.inf)
+        for target in range(m):
+            # A word from state s leads to s | meets[word]: keep the candidates landing here.
+            lands = (np.arange(m)[:, None] | meets[None, :]) == target  # (source, word)
+            candidates = np.where(lands[None, :, None, :], totals, -np.inf).reshape(n, m * k * size)
+            for i in np.flatnonzero(active):
+                # 2k candidates: even if k of them end here, k remain to carry on.
+                kept = 0
+                for c in top_k_indices(candidates[i], 2 * k):
+                    total = float(candidates[i, c])
+                    if not np.isfinite(total) or kept == k:
+                        break
+                    beam, w = divmod(int(c), size)
+                    if w == Vocabulary.END_ID:
+                        if target == goal:
+                            source, b = divmod(beam, k)
+                            ending = (total / length**length_penalty, total, length,
+                                      [*seqs[i, source, b], w])
+                            finished[i] = sorted([*finished[i], ending], key=lambda f: -f[0])[:k]
+                    else:
+                        origin[i, target, kept], word[i, target, kept] = beam, w
+                        live[i, target, kept] = total
+                        kept += 1
         for i in np.flatnonzero(active):
-            # 2k candidates: even if k of them end here, k remain to carry on.
-            kept = 0
-            for c in top_k_indices(candidates[i], 2 * k):
-                total = float(candidates[i, c])
-                if not np.isfinite(total) or kept == k:
-                    break
-                b, w = divmod(int(c), size)
-                if w == Vocabulary.END_ID:
-                    ending = (total / length**length_penalty, total, length, [*seqs[i, b], w])
-                    finished[i] = sorted([*finished[i], ending], key=lambda f: -f[0])[:k]
-                else:
-                    beam[i, kept], word[i, kept], live[i, kept] = b, w, total
-                    kept += 1
-            active[i] = not _settled(finished[i], live[i], k, length, max_length, length_penalty)
-        seqs = np.concatenate([seqs[rows, beam], word[..., None]], axis=2)
-        flat = (rows * k + beam).reshape(-1)
+            active[i] = not _settled(finished[i], live[i].ravel(), k, length, max_length,
+                                     length_penalty)
+        source, beam = np.divmod(origin, k)
+        seqs = np.concatenate([seqs[rows, source, beam], word[..., None]], axis=3)
+        flat = ((rows * m + source) * k + beam).reshape(-1)
         states = [np.asarray(s)[flat] for s in states]
         tokens = word.reshape(-1)
-        scores = np.where(active[:, None], live, -np.inf)
+        scores = np.where(active[:, None, None], live, -np.inf)
         if not active.any():
             break
     for i in np.flatnonzero(active):  # out of words: the live ones end here, unfinished
-        for j in np.flatnonzero(np.isfinite(scores[i])):
-            total, length = float(scores[i, j]), seqs.shape[2]
-            finished[i].append((total / length**length_penalty, total, length, list(seqs[i, j])))
-    best = [max(f, key=lambda f: f[0]) for f in finished]
-    return [Caption(vocab.decode(seq), total / max(length, 1)) for _, total, length, seq in best]
+        for j in np.flatnonzero(np.isfinite(scores[i, goal])):
+            total, length = float(scores[i, goal, j]), seqs.shape[3]
+            finished[i].append((total / length**length_penalty, total, length, list(seqs[i, goal, j])))
+    captions = [None] * n
+    for i, ends in enumerate(finished):
+        if ends:
+            _, total, length, seq = max(ends, key=lambda f: f[0])
+            captions[i] = Caption(vocab.decode(seq), total / max(length, 1))
+    unmet = [i for i in range(n) if captions[i] is None]  # constraints no caption could meet
+    if unmet:
+        free = beam_search(decoder, vocab, np.asarray(features)[unmet], width, max_length, length_penalty)
+        for i, caption in zip(unmet, free):
+            captions[i] = caption
+    return captions
 
 
 def _settled(finished: list, live: np.ndarray, k: int, length: int, max_length: int,
