@@ -67,8 +67,8 @@ def main() -> int:
             spatial = split(("dev-report",), "spatial")
         features = spatial.features if captioner.feature_kind == "spatial" else report.features
         chosen = captioner.decoding()
-        for label, beam in (("greedy", 1), (f"beam {chosen['beam']}, length penalty "
-                                            f"{chosen['length_penalty']:g} (card)", None)):
+        card_label = f"beam {chosen['beam']}, length penalty {chosen['length_penalty']:g} (card)"
+        for label, beam in (("greedy", 1), (card_label, None)):
             caps = captioner.caption_features(features, beam=beam)
             rows.append((f"{name}, {label}", score([c.text for c in caps])))
     print(f"{len(report.names)} dev-report photos, {len(train.names)} training photos\n")

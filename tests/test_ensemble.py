@@ -46,7 +46,7 @@ def test_one_member_decodes_exactly_like_the_decoder_itself(members):
 
 
 def test_members_and_views_average_their_log_probabilities(members):
-    (first, second), vocab, features = members
+    (first, second), _, features = members
     both = _logp(Ensemble([first, second]), features[:, None], [1, 5])
     mean = (_logp(first, features, [1, 5]) + _logp(second, features, [1, 5])) / 2
     expected = mean - np.log(np.exp(mean).sum(-1, keepdims=True))

@@ -70,7 +70,7 @@ def test_a_narrow_beam_is_never_better_than_exhaustive(tiny, length_penalty):
         found = beam_search(decoder, vocab, features, width=width, max_length=MAX_LENGTH,
                             length_penalty=length_penalty)
         for caption, ranking in zip(found, rankings):
-            scores = dict((text, score) for score, text in ranking)
+            scores = {text: score for score, text in ranking}
             assert scores[caption.text] <= ranking[0][0] + 1e-5
 
 
