@@ -104,6 +104,11 @@ def _exit_code(rows: list[dict]) -> int:
     return 1 if rows and all("error" in r for r in rows) else 0
 
 
+def _tag_list(row: dict, lead: str) -> str:
+    tags = row.get("tags")
+    return lead + ", ".join(f"{t['tag']} ({t['score']:.2f})" for t in tags) if tags else ""
+
+
 def _print_rows(rows: list[dict], key: str, describe) -> int:
     """One line per row, ERROR and the reason for a file that failed; returns the exit code."""
     for row in rows:
@@ -141,7 +146,7 @@ def cmd_caption(args) -> int:
                              output=args.output, overwrite=args.overwrite,
                              attention=args.attention or False)
     if args.output is None:
-        return _print_rows(rows, "image", lambda r: f": {r['caption']}")
+        return _print_rows(rows, "image", lambda r: f": {r['caption']}" + _tag_list(r, " | "))
     return _report(rows, args.output, "images")
 
 
@@ -155,8 +160,8 @@ def cmd_tag(args) -> int:
     rows = tagger.tag(args.videos, options, recursive=args.recursive, output=args.output,
                       overwrite=args.overwrite)
     if args.output is None:
-        return _print_rows(rows, "video", lambda r: f" [{r['start']:.1f}-{r['end']:.1f}s] {r['caption']} | "
-                           + ", ".join(f"{t['tag']} ({t['score']:.2f})" for t in r["tags"]))
+        return _print_rows(rows, "video", lambda r: f" [{r['start']:.1f}-{r['end']:.1f}s] {r['caption']}"
+                           + _tag_list(r, " | "))
     return _report(rows, args.output, "clips")
 
 

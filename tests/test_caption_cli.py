@@ -38,6 +38,12 @@ def test_caption_folder_with_bad_files(photo_folder, tmp_path):
         assert len(by_name[good]["caption"].split()) >= 3
     vocab = set(Captioner.from_pretrained().vocab.id_to_word)
     assert all(w in vocab for r in by_name.values() if "caption" in r for w in r["caption"].split())
+    # every caption comes with the basic-level words of what the classifier sees
+    assert by_name["chelsea.png"]["tags"][0]["tag"] == "cat"
+    assert by_name["coffee.png"]["tags"][0]["tag"] == "coffee"
+    assert all(len(by_name[good]["tags"]) == 5 for good in ("astronaut.png", "chelsea.png"))
+    printed = run_cli("caption", photo_folder / "chelsea.png").stdout
+    assert printed.strip().endswith(", ".join(f"{t['tag']} ({t['score']:.2f})" for t in by_name["chelsea.png"]["tags"]))
 
 
 def test_resumed_caption_run_writes_each_image_once(photo_folder, tmp_path):
@@ -49,6 +55,7 @@ def test_resumed_caption_run_writes_each_image_once(photo_folder, tmp_path):
     rows = read_rows(out)
     names = [r["image"] for r in rows]
     assert len(names) == len(set(names)) == 6
+    assert [t["tag"] for r in rows if r["image"].endswith("chelsea.png") for t in r["tags"]][0] == "cat"
     assert "6 images" in proc.stdout
     hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert hidden == [".captions.csv.settings.json"], "no journal or temp left, only the settings"

@@ -24,10 +24,12 @@ from captioner.results.writers import (
 )
 
 IMAGES = [
-    {"image": "val/COCO_val2014_000000000042.jpg", "caption": 'a cat, on a "mat"', "score": -1.25},
-    {"image": "dög.png", "caption": "ein Hund — schön\nzweite Zeile"},
+    {"image": "val/COCO_val2014_000000000042.jpg", "caption": 'a cat, on a "mat"', "score": -1.25,
+     "tags": [{"tag": "cat", "score": 0.93}, {"tag": "mat", "score": 0.4}]},
+    {"image": "dög.png", "caption": "ein Hund — schön\nzweite Zeile", "tags": []},
     {"image": "bad.jpg", "error": "not an image file"},
-    {"image": "1000268201_693b08cb0e.jpg", "caption": "a girl", "score": -0.5},
+    {"image": "1000268201_693b08cb0e.jpg", "caption": "a girl", "score": -0.5,
+     "tags": [{"tag": "girl", "score": 0.5}]},
 ]
 VIDEOS = [
     {
@@ -117,6 +119,7 @@ def test_csv_images_round_trip(tmp_path) -> None:
         "image": IMAGES[0]["image"],
         "caption": 'a cat, on a "mat"',
         "score": "-1.25",
+        "tags": "cat:0.93;mat:0.40",
         "error": "",
     }
     assert records[1]["caption"] == IMAGES[1]["caption"]  # newline quoted, kept
@@ -124,6 +127,7 @@ def test_csv_images_round_trip(tmp_path) -> None:
         "image": "bad.jpg",
         "caption": "",
         "score": "",
+        "tags": "",
         "error": "not an image file",
     }
     assert read_rows(path) == IMAGES

@@ -22,6 +22,7 @@ from captioner.data.images import InMemoryImage, gather_images, load_image
 from captioner.data.paths import display_path
 from captioner.data.text import Vocabulary
 from captioner.encoders import DEFAULT_ENCODER
+from captioner.encoders.basic_words import basic_tags
 from captioner.encoders.features import as_regions, extract_features, item_name
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError, ImageError
@@ -33,6 +34,7 @@ from captioner.results.journal import ResultWriter, result_writer
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
 MAX_BEAM = 50
 CAPTION_BATCH = 256  # images decoded at once: memory-mapped maps are read a batch at a time
+TAG_COUNT = 5  # basic-level words per image row, from the encoder's ImageNet classes
 
 
 class Captioner:
@@ -152,7 +154,9 @@ class Captioner:
     def caption(self, images, beam: int | None = None, recursive: bool = False,
                 output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,
                 chunk: int = 256, progress: bool = True) -> list[dict]:
-        """A caption for every image: ``{"image", "caption", "score"}`` or ``{"image", "error"}``.
+        """A caption for every image: ``{"image", "caption", "score", "tags"}`` or ``{"image", "error"}``
+        (``tags``: the basic-level words of the encoder's ImageNet classes, e.g. ``{"tag": "cat",
+        "score": 0.93}``, a word's score summing its classes; absent without an ImageNet head).
 
         ``images``: a path (file or folder), a PIL image, a numpy array, or a list of these.
         Rows come in the order given (paths that cannot be found first); the batch goes on.
@@ -189,9 +193,12 @@ class Captioner:
     def caption_items(self, items: list, beam: int | None = None, progress: bool = True,
                       attention: bool = False) -> list[dict]:
         """Caption exactly these files or in-memory images, in order (the batch step of ``caption``)."""
-        result = extract_features(items, self.encoder, kinds=(self.feature_kind,), progress=progress)
+        named = self.encoder.has_classifier
+        kinds = (self.feature_kind, "probabilities") if named else (self.feature_kind,)
+        result = extract_features(items, self.encoder, kinds=kinds, progress=progress)
         features = self._features(result)
         captions = self.caption_features(features, beam)
+        tags = basic_tags(result.features["probabilities"], TAG_COUNT) if named else None
         weights = self.attention_weights(features, [c.text for c in captions]) if attention else None
         found = {p: i for i, p in enumerate(result.paths)}
         errors = dict(result.errors)
@@ -203,6 +210,8 @@ class Captioner:
             i = found[item]
             row = {"image": item_name(item), "caption": captions[i].text,
                    "score": round(captions[i].score, 4)}
+            if tags is not None:
+                row["tags"] = tags[i]
             if weights is not None:
                 row["attention"] = np.round(weights[i], 4).tolist()
             rows.append(row)

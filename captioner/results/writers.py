@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #
 # Result rows are plain dicts of one of two families ("kinds"):
-#   images: {"image", "caption", "score" (optional)} or {"image", "error"}
+#   images: {"image", "caption", "score" (optional), "tags" (optional)} or {"image", "error"}
 #   videos: {"video", "clip", "start", "end", "tags": [{"tag", "score"}], "caption"}
 #           or {"video", "error"}
 # JSONL keeps every key of a row; CSV keeps its fixed columns; COCO results, WebVTT and SRT
@@ -36,7 +36,7 @@ OUTPUT_SUFFIXES = {
 }
 READABLE_SUFFIXES = (".jsonl", ".csv")
 CSV_COLUMNS = {
-    "images": ("image", "caption", "score", "error"),
+    "images": ("image", "caption", "score", "tags", "error"),
     "videos": ("video", "clip", "start", "end", "tags", "caption", "error"),
 }
 _OUTPUTS_HELP = (
