@@ -144,7 +144,8 @@ def cmd_caption(args) -> int:
     captioner = _captioner(args.model)
     rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
                              output=args.output, overwrite=args.overwrite,
-                             attention=args.attention or False)
+                             attention=args.attention or False, guided=args.guided,
+                             guide_threshold=args.guide_threshold)
     if args.output is None:
         return _print_rows(rows, "image", lambda r: f": {r['caption']}" + _tag_list(r, " | "))
     return _report(rows, args.output, "images")
@@ -291,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     p.add_argument("--model", type=Path, action="append",
                    help="bundle folder (default: the bundled captioner); repeat it for an ensemble")
+    p.add_argument("--guided", action=argparse.BooleanOptionalAction,
+                   help="make the caption name what the classifier is sure of (constrained beam "
+                        "search; default: the model card's choice, else off)")
+    p.add_argument("--guide-threshold", type=_number("guide threshold", 0, 1),
+                   help="tag score a word needs to guide the caption, 0 to 1 (default 0.5)")
     p.add_argument("--attention", type=Path, metavar="DIR",
                    help="write one PNG per image into DIR: where each word looked (attention models)")
     p.set_defaults(func=cmd_caption)

@@ -14,6 +14,7 @@ from captioner.captioning.config import TrainConfig
 from captioner.captioning.dataset import Split, load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
 from captioner.captioning.ensemble import Ensemble
+from captioner.captioning.guided import DEFAULT_THRESHOLD, GUIDED_BY_DEFAULT, constraints_for
 from captioner.captioning.search import Caption, beam_search, greedy, next_words
 from captioner.captioning.self_critical import finetune_captioner, finetune_config
 from captioner.captioning.train import load_splits, train_captioner
@@ -117,9 +118,19 @@ class Captioner:
             length_penalty = chosen.get("length_penalty", 1.0)
         return {"beam": beam, "length_penalty": float(length_penalty)}
 
-    def run_settings(self, beam: int | None = None) -> dict:
+    def guidance(self, guided: bool | None = None, threshold: float | None = None) -> dict:
+        """Whether confident tags constrain the captions, and how confident: the arguments,
+        else the card's choice, else the measured default (see the README)."""
+        chosen = self.card.get("decoding", {})
+        guided = chosen.get("guided", GUIDED_BY_DEFAULT) if guided is None else bool(guided)
+        threshold = chosen.get("guide_threshold", DEFAULT_THRESHOLD) if threshold is None else threshold
+        return {"guided": guided, "guide_threshold": number_in("guide threshold", threshold, 0.0, 1.0)}
+
+    def run_settings(self, beam: int | None = None, guided: bool | None = None,
+                     threshold: float | None = None) -> dict:
         """What makes this captioner's rows: the model (by its card) and the decoding."""
-        return {"model": card_digest(self.card), **self.decoding(beam)}
+        return {"model": card_digest(self.card), **self.decoding(beam),
+                **self.guidance(guided, threshold)}
 
     # --- captioning ------------------------------------------------------------------
     def caption_features(self, features: np.ndarray, beam: int | None = None, max_length: int = 20,
@@ -136,6 +147,23 @@ class Captioner:
                                      max_length, length_penalty)
         return captions
 
+    def caption_guided(self, features: np.ndarray, constraints: list[tuple], beam: int | None = None,
+                       max_length: int = 20, length_penalty: float | None = None) -> list[Caption]:
+        """Captions that hold, for each image, one word of each of its ``constraints`` (sets of
+        word ids, see captioner.captioning.guided); an image without any is captioned freely."""
+        captions: list[Caption | None] = [None] * len(features)
+        groups: dict[tuple, list[int]] = {}
+        for i, wanted in enumerate(constraints):
+            groups.setdefault(tuple(wanted), []).append(i)
+        grouped = isinstance(self.decoder, Ensemble)
+        for wanted, rows in groups.items():
+            batch = np.asarray(features[rows], dtype="float32")
+            found = self._search(self.decoder, batch[:, None] if grouped else batch, beam,
+                                 max_length, length_penalty, wanted)
+            for i, caption in zip(rows, found):
+                captions[i] = caption
+        return captions
+
     def caption_views(self, views: np.ndarray, beam: int | None = None, max_length: int = 20,
                       length_penalty: float | None = None) -> Caption:
         """One caption for several views of one scene (a video clip's frames: (F, ...)
@@ -144,15 +172,17 @@ class Captioner:
         return self._search(decoder, np.asarray(views, dtype="float32")[None], beam, max_length,
                             length_penalty)[0]
 
-    def _search(self, decoder, features: np.ndarray, beam, max_length, length_penalty) -> list[Caption]:
+    def _search(self, decoder, features: np.ndarray, beam, max_length, length_penalty,
+                constraints: tuple = ()) -> list[Caption]:
         settings = self.decoding(beam, length_penalty)
-        if settings["beam"] <= 1:
+        if settings["beam"] <= 1 and not constraints:
             return greedy(decoder, self.vocab, features, max_length)
         return beam_search(decoder, self.vocab, features, settings["beam"], max_length,
-                           settings["length_penalty"])
+                           settings["length_penalty"], constraints=constraints)
 
     def caption(self, images, beam: int | None = None, recursive: bool = False,
                 output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,
+                guided: bool | None = None, guide_threshold: float | None = None,
                 chunk: int = 256, progress: bool = True) -> list[dict]:
         """A caption for every image: ``{"image", "caption", "score", "tags"}`` or ``{"image", "error"}``
         (``tags``: the basic-level words of the encoder's ImageNet classes, e.g. ``{"tag": "cat",
@@ -165,12 +195,14 @@ class Captioner:
         interrupted run resumes from its journal, and a re-run with other settings needs
         ``overwrite``. ``attention`` (attention decoders): True adds each word's weights over
         the encoder's regions to the rows (``"attention"``); a folder also gets one PNG per
-        image, the photo lit where each word looked.
+        image, the photo lit where each word looked. ``guided``: a tag whose score reaches
+        ``guide_threshold`` must be named by the caption (constrained beam search); both default
+        to the card's choice, else to the measured default.
         """
         folder = None if attention in (True, False) else Path(attention)
         if attention is not False:
             self._need_attention()
-        settings = {**self.run_settings(beam), "attention": attention is not False}
+        settings = {**self.run_settings(beam, guided, guide_threshold), "attention": attention is not False}
         items, problems = gather_images(images, recursive)
         if output is not None and any(not isinstance(item, Path) for item in items):
             raise CaptionerError("an output file needs image files to resume from; in-memory images "
@@ -184,21 +216,29 @@ class Captioner:
             todo = [item for item in items if not (isinstance(item, Path) and writer.done(item))]
             for start in range(0, len(todo), chunk):
                 rows = self.caption_items(todo[start : start + chunk], settings["beam"], progress,
-                                          attention=attention is not False)
+                                          attention=attention is not False,
+                                          guided=settings["guided"],
+                                          guide_threshold=settings["guide_threshold"])
                 if folder is not None:
                     self._draw_attention(todo[start : start + chunk], rows, folder)
                 writer.add(rows)
             return writer.rows
 
     def caption_items(self, items: list, beam: int | None = None, progress: bool = True,
-                      attention: bool = False) -> list[dict]:
+                      attention: bool = False, guided: bool | None = None,
+                      guide_threshold: float | None = None) -> list[dict]:
         """Caption exactly these files or in-memory images, in order (the batch step of ``caption``)."""
         named = self.encoder.has_classifier
         kinds = (self.feature_kind, "probabilities") if named else (self.feature_kind,)
         result = extract_features(items, self.encoder, kinds=kinds, progress=progress)
         features = self._features(result)
-        captions = self.caption_features(features, beam)
         tags = basic_tags(result.features["probabilities"], TAG_COUNT) if named else None
+        guide = self.guidance(guided, guide_threshold)
+        if guide["guided"] and tags is not None:
+            wanted = [constraints_for(t, self.vocab, guide["guide_threshold"]) for t in tags]
+            captions = self.caption_guided(features, wanted, beam)
+        else:
+            captions = self.caption_features(features, beam)
         weights = self.attention_weights(features, [c.text for c in captions]) if attention else None
         found = {p: i for i, p in enumerate(result.paths)}
         errors = dict(result.errors)

@@ -1,0 +1,36 @@
+"""Guided captions: what the ImageNet classifier is sure of becomes a constraint of the search.
+
+A photo's tags (basic-level words with summed class probabilities, see
+captioner.encoders.basic_words) that reach ``threshold`` ask beam search for a caption holding
+the word (Anderson et al. 2017); the word or its plural will do, since "two dogs" names dogs
+as well as "a dog". At most two constraints: each doubles the beams the search keeps. A tag
+the vocabulary lacks cannot be asked for and is left out.
+"""
+
+from __future__ import annotations
+
+from captioner.data.text import Vocabulary
+
+DEFAULT_THRESHOLD = 0.5  # summed probability a tag needs to guide the caption
+GUIDED_BY_DEFAULT = False  # until measured to help (README: the out-of-domain check)
+MAX_CONSTRAINTS = 2
+
+
+def word_forms(word: str, vocab: Vocabulary) -> frozenset[int]:
+    """Ids of the word and its plural, those the vocabulary knows."""
+    forms = (word, word + "s", word + "es", word[:-1] + "ies" if word.endswith("y") else word)
+    known = vocab.word_to_id
+    return frozenset(known[f] for f in forms if f in known)
+
+
+def constraints_for(tags: list[dict], vocab: Vocabulary, threshold: float = DEFAULT_THRESHOLD,
+                    most: int = MAX_CONSTRAINTS) -> tuple[frozenset[int], ...]:
+    """The word sets one photo's caption must hold, from its tags, the surest first."""
+    chosen: list[frozenset[int]] = []
+    for tag in sorted(tags, key=lambda t: -t["score"]):
+        if tag["score"] < threshold or len(chosen) == most:
+            break
+        ids = word_forms(tag["tag"], vocab)
+        if ids and ids not in chosen:
+            chosen.append(ids)
+    return tuple(chosen)

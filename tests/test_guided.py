@@ -1,0 +1,26 @@
+"""Guided captions (captioner.captioning.guided): from confident tags to search constraints."""
+
+from captioner.captioning.guided import constraints_for, word_forms
+from captioner.data.text import Vocabulary
+
+VOCAB = Vocabulary.build(["a dog and two dogs", "a cat", "the puppies play", "a puppy"], min_count=1)
+
+
+def ids(*words):
+    return frozenset(VOCAB.word_to_id[w] for w in words)
+
+
+def test_a_word_and_its_plural_both_name_the_thing():
+    assert word_forms("dog", VOCAB) == ids("dog", "dogs")
+    assert word_forms("puppy", VOCAB) == ids("puppy", "puppies")
+    assert word_forms("zebra", VOCAB) == frozenset()
+
+
+def test_only_confident_known_tags_become_constraints_the_surest_first():
+    tags = [{"tag": "cat", "score": 0.55}, {"tag": "zebra", "score": 0.9}, {"tag": "dog", "score": 0.7},
+            {"tag": "puppy", "score": 0.6}]
+    # zebra is unknown to the vocabulary; at most two constraints, by score
+    assert constraints_for(tags, VOCAB, threshold=0.5) == (ids("dog", "dogs"), ids("puppy", "puppies"))
+    assert constraints_for(tags, VOCAB, threshold=0.65) == (ids("dog", "dogs"),)
+    assert constraints_for(tags, VOCAB, threshold=0.95) == ()
+    assert constraints_for(tags, VOCAB, threshold=0.5, most=1) == (ids("dog", "dogs"),)
