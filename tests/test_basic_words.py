@@ -22,7 +22,7 @@ MAIN_WORD = {
     0: "fish", 1: "fish", 2: "shark", 7: "chicken", 8: "chicken", 22: "eagle", 99: "goose",
     145: "penguin", 291: "lion", 292: "tiger", 282: "cat", 294: "bear", 340: "zebra",
     383: "lemur", 386: "elephant", 381: "monkey", 404: "airplane", 444: "bicycle", 468: "taxi",
-    487: "phone", 504: "mug", 511: "car", 620: "laptop", 654: "bus", 665: "scooter",
+    487: "phone", 504: "mug", 511: "car", 620: "laptop", 654: "bus", 665: "motorcycle",
     670: "scooter", 671: "bicycle", 705: "train", 751: "car", 779: "bus", 817: "car",
     849: "teapot", 874: "bus", 934: "hotdog", 948: "apple", 954: "banana", 963: "pizza",
     967: "coffee", 968: "cup", 970: "mountain", 975: "lake", 978: "beach", 979: "valley",

@@ -3,7 +3,8 @@
 from captioner.captioning.guided import constraints_for, word_forms
 from captioner.data.text import Vocabulary
 
-VOCAB = Vocabulary.build(["a dog and two dogs", "a cat", "the puppies play", "a puppy"], min_count=1)
+VOCAB = Vocabulary.build(["a dog and two dogs", "a cat", "the puppies play", "a puppy",
+                          "a motorcycle and a scooter"], min_count=1)
 
 
 def ids(*words):
@@ -24,3 +25,10 @@ def test_only_confident_known_tags_become_constraints_the_surest_first():
     assert constraints_for(tags, VOCAB, threshold=0.65) == (ids("dog", "dogs"),)
     assert constraints_for(tags, VOCAB, threshold=0.95) == ()
     assert constraints_for(tags, VOCAB, threshold=0.5, most=1) == (ids("dog", "dogs"),)
+
+
+def test_words_one_class_lists_together_are_one_constraint():
+    # the moped class lists both words: a caption with either names it
+    tags = [{"tag": "motorcycle", "score": 0.8}, {"tag": "scooter", "score": 0.8},
+            {"tag": "cat", "score": 0.6}, {"tag": "dog", "score": 0.55}]
+    assert constraints_for(tags, VOCAB, threshold=0.5) == (ids("motorcycle", "scooter"), ids("cat"))
