@@ -1,47 +1,30 @@
-"""Per-clip tags and captions from per-frame results, the default that needs no video training.
+"""Per-clip tags from per-frame results, the default that needs no video training.
 
-For each clip the frames' ImageNet probabilities are averaged (score: mean probability) and
-the salient words of the frames' captions are counted (score: share of the clip's frames
-whose caption has the word). The clip's caption is the caption of its most representative
-frame: the one whose feature is closest to the clip's mean feature.
+A clip's tags are words of two kinds, each with a score in [0, 1]: the basic-level words of
+the ImageNet classes its frames show (captioner.encoders.basic_words; score: the clip's mean
+class probabilities, summed per word), and the nouns of its frames' captions
+(captioner.data.words; score: the share of the clip's frames whose caption names the thing).
+A word of both kinds keeps the higher score. The clip's caption comes from the image
+captioner (see the tagger): from all its frames, or from its most representative one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from captioner.data.text import tokenize
-from captioner.topk import top_k_indices
-
-# Words that say nothing about what is in a picture (function words, colours of clothes
-# the captioner loves, generic verbs). A fixed list: NLTK's stopwords need a download.
-STOPWORDS = frozenset(
-    ["a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "from", "with", "by", "for", "into", "onto", "over", "under", "near", "next", "up", "down", "out", "off", "is", "are", "was", "were", "be", "being", "been", "it", "its", "this", "that", "these", "those", "there", "here", "his", "her", "their", "its", "one", "two", "three", "some", "his", "while", "as", "very", "just", "front", "top", "side", "other", "another", "each", "while", "has", "have", "does", "do", "doing", "while", "who", "what", "which", "white", "black", "red", "blue", "green", "yellow", "orange", "pink", "purple", "brown", "grey", "gray", "shirt", "wearing"]
-)
+from captioner.data.words import caption_nouns
+from captioner.encoders.basic_words import basic_tags
 
 
-def salient_words(caption: str) -> list[str]:
-    """The content words of a caption, in order, without repeats."""
-    seen: dict[str, None] = {}
-    for word in tokenize(caption):
-        if word not in STOPWORDS and len(word) > 2:
-            seen.setdefault(word, None)
-    return list(seen)
-
-
-def combine_clip_tags(probabilities: np.ndarray, class_names: tuple[str, ...], captions: list[str],
-                      top_k: int) -> list[dict]:
-    """The clip's top-k tags from its frames' class probabilities (N, C) and captions."""
-    scores: dict[str, float] = {}
-    mean = probabilities.mean(axis=0)
-    for i in top_k_indices(mean, top_k):
-        scores[class_names[i]] = float(mean[i])
+def combine_clip_tags(probabilities: np.ndarray, captions: list[str], top_k: int) -> list[dict]:
+    """The clip's top-k tags from its frames' class probabilities (N, 1000) and captions."""
+    scores = {t["tag"]: t["score"] for t in basic_tags(probabilities.mean(axis=0)[None], top_k)[0]}
     counts: dict[str, int] = {}
     for caption in captions:
-        for word in salient_words(caption):
-            counts[word] = counts.get(word, 0) + 1
-    for word, count in counts.items():
-        scores[word] = max(scores.get(word, 0.0), count / len(captions))
+        for noun in caption_nouns(caption):
+            counts[noun] = counts.get(noun, 0) + 1
+    for noun, count in counts.items():
+        scores[noun] = max(scores.get(noun, 0.0), count / len(captions))
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
     return [{"tag": tag, "score": round(score, 4)} for tag, score in ranked]
 

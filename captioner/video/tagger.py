@@ -1,8 +1,9 @@
 """VideoTagger: per-clip tags and captions for video files (part of the public API).
 
-Two ways to tag: the default, from the bundled image models alone (ImageNet labels and
-caption words pooled over a clip's frames, see captioner.video.default_tags), or a trained ClipModel
-bundle (an LSTM over the clip's frame features, see captioner.video.clip_model).
+Two ways to tag: the default, from the bundled image models alone (the basic-level words of
+the ImageNet classes and the nouns of the captions, pooled over a clip's frames, see
+captioner.video.default_tags), or a trained ClipModel bundle (an LSTM over the clip's frame
+features, see captioner.video.clip_model).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from captioner.data.video import probe, sample_frames
 from captioner.data.video_labels import read_video_labels
 from captioner.encoders import DEFAULT_ENCODER
 from captioner.encoders.features import as_regions, encode_images
-from captioner.encoders.imagenet import class_names
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError
 from captioner.results.journal import result_writer
@@ -129,10 +129,9 @@ class VideoTagger:
     def _default(self, outputs: dict, clips: list[list[int]], options: TagOptions):
         features = as_regions(outputs[self.captioner.feature_kind])
         frame_captions = [c.text for c in self.captioner.caption_features(features)]
-        names = class_names()
         tags, captions = [], []
         for rows in clips:
-            tags.append(combine_clip_tags(outputs["probabilities"][rows], names,
+            tags.append(combine_clip_tags(outputs["probabilities"][rows],
                                           [frame_captions[r] for r in rows], options.top_k))
             if options.clip_caption == "frames":
                 captions.append(self.captioner.caption_views(features[rows]).text)

@@ -1,0 +1,57 @@
+"""Which words of a caption name things: nouns that are not stop words, as their lemma.
+
+Part-of-speech knowledge comes from LemmInflect's English lexicon (it ships with the package,
+nothing is downloaded): a word counts as a noun when the lexicon lists it as one and never as
+an adjective, which drops what says nothing about the content ("little", "large", "young",
+colours) along with verb forms ("standing", "wearing"). A word that can be a verb is read as
+one right after a noun or a form of "be" ("a man rides", "people stand", "is swimming"), the
+one place a caption's grammar tells the two apart. The stop words are scikit-learn's
+English list (the Glasgow Information Retrieval Group's), which also takes out nouns of
+place such as "front", "top" and "side".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from captioner.data.text import tokenize
+from captioner.errors import CaptionerError
+
+
+@lru_cache(maxsize=1)
+def _lexicon():
+    try:
+        from lemminflect import getAllLemmas
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    except ImportError as exc:
+        raise CaptionerError(f"caption nouns need lemminflect and scikit-learn ({exc}); "
+                             "pip install lemminflect scikit-learn") from None
+    return getAllLemmas, ENGLISH_STOP_WORDS
+
+
+BE = frozenset({"is", "are", "was", "were", "be", "being", "been"})
+
+
+@lru_cache(maxsize=20_000)
+def _parts(word: str) -> tuple[str | None, bool]:
+    """(noun lemma or None, whether the word can be a verb)."""
+    lemmas, stop_words = _lexicon()
+    forms = lemmas(word)
+    noun = forms["NOUN"][0] if "NOUN" in forms and "ADJ" not in forms else None
+    if word in stop_words or len(word) < 3:
+        noun = None
+    return noun, "VERB" in forms
+
+
+def caption_nouns(caption: str) -> list[str]:
+    """The things a caption names, as noun lemmas, in order, without repeats."""
+    seen: dict[str, None] = {}
+    after_subject = False  # the previous word was a noun or a form of "be"
+    for word in tokenize(caption):
+        noun, verb = _parts(word)
+        if noun and not (verb and after_subject):
+            seen.setdefault(noun, None)
+            after_subject = True
+        else:
+            after_subject = word in BE
+    return list(seen)
