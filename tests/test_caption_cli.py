@@ -75,7 +75,7 @@ def test_bundled_captioner_next_words(sample_photos):
     words = captioner.next_words(chelsea, "a", k=5)
     assert len(words) == 5 and words[0][1] >= words[-1][1]
     assert captioner.card["encoder"] == "efficientnet_lite0"
-    assert captioner.card["dev_scores"]["beam3"]["BLEU-4"] > 0
+    assert captioner.card["scores"]["dev-report"]["chosen"]["BLEU-4"] > 0
 
 
 def test_bundled_captions_depend_on_the_photo():
@@ -89,7 +89,7 @@ def test_bundled_captions_depend_on_the_photo():
     need(FLICKR)
     captioner = Captioner.from_pretrained()
     dev, _ = load_split(read_records(FLICKR / "Flickr8k.token.txt"), FLICKR / "Images",
-                        captioner.encoder, ("dev",), progress=False)
+                        captioner.encoder, ("dev",), progress=False, kind=captioner.feature_kind)
     caps = [c.text for c in captioner.caption_features(dev.features, beam=3)]
     own = evaluate_captions(dict(enumerate(caps)), dict(enumerate(dev.captions)))
     shifted = evaluate_captions(dict(enumerate(caps)), dict(enumerate(dev.captions[1:] + dev.captions[:1])))
@@ -213,7 +213,8 @@ def test_the_api_takes_what_people_pass(sample_photos):
     assert len({r["caption"] for r in rows}) == 1  # the same photo, however it was passed
     batch = captioner.caption(np.stack([pixels[:200, :200]] * 2), progress=False)
     assert [r["image"] for r in batch] == ["<image 0>", "<image 1>"]
-    assert captioner.decoding() == {"beam": 3, "length_penalty": 0.0}  # the card's choice
+    chosen = captioner.card["decoding"]  # the card's choice is every run's default
+    assert captioner.decoding() == {"beam": chosen["beam"], "length_penalty": chosen["length_penalty"]}
 
 
 def _start_caption(*args):
@@ -328,3 +329,15 @@ def test_train_an_attention_captioner_then_draw_where_it_looked(tmp_path):
     assert [row["epoch"] for row in finetune["history"]] == [0, 1]
     assert "greedy_reward" in finetune["history"][1]
     assert "img00.png: " in run_cli("caption", images / "img00.png", "--model", tuned).stdout
+
+
+def test_guided_captions_name_what_the_classifier_is_sure_of(sample_photos, tmp_path):
+    out = tmp_path / "guided.jsonl"
+    run_cli("caption", *sample_photos, "--guided", "-o", out)
+    by_name = {r["image"].rsplit("/", 1)[-1]: r for r in read_rows(out)}
+    for photo, word in [("chelsea.png", "cat"), ("coffee.png", "coffee"), ("motorcycle_left.png", "motorcycle")]:
+        assert by_name[photo]["tags"][0]["tag"] == word
+        assert word in by_name[photo]["caption"].split(), by_name[photo]
+    # guided rows and free rows never mix in one output
+    proc = run_cli("caption", *sample_photos, "--no-guided", "-o", out, check=False)
+    assert proc.returncode == 2 and "other settings (guided True -> False)" in proc.stderr

@@ -52,5 +52,8 @@ def test_caption_with_attention_gives_weights_and_pngs(attention_bundle, sample_
 
 
 def test_a_show_and_tell_model_says_it_has_no_attention(sample_photos):
+    bundled = Captioner.from_pretrained()
+    show_tell = build_decoder(bundled.vocab, 1280, TrainConfig(embed_dim=8, units=8))
     with pytest.raises(CaptionerError, match="need an attention decoder"):
-        Captioner.from_pretrained().caption(sample_photos[:1], attention=True, progress=False)
+        Captioner(show_tell, bundled.vocab, bundled.card).caption(sample_photos[:1], attention=True,
+                                                                  progress=False)

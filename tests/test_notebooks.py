@@ -18,7 +18,7 @@ NOTEBOOKS = REPO / "notebooks"
 # (notebook, values, text the run must print besides showing at least one PNG figure).
 RUNS = {
     "caption_photos": ("01_caption_photos", {"BEAM": 2, "PREFIX": "a cat", "STEPS": 6},
-                       ["greedy:", "probabilities table:"]),
+                       ["greedy:", "probabilities table:", "attention map:"]),
     "tag_synthetic_video": ("02_tag_a_video", {"USE_REAL": False, "CLIP_SECONDS": 3, "FPS": 1},
                             ["synthetic frames:", "heat map:", "WEBVTT"]),
     "train_real": ("03_train_and_evaluate", {"SIZE": 20, "DEV": 8, "EPOCHS": 2, "DATA": str(FLICKR)},
