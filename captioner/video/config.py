@@ -31,7 +31,9 @@ class TagOptions:
     fps: float | None = None  # frames sampled per second; None: the bundle's training rate, else 1
     top_k: int = 5
     shots: bool = False
-    clip_caption: str = "frames"  # one of CLIP_CAPTIONS (the default was measured on MSVD)
+    # One of CLIP_CAPTIONS. On the six MSVD clips the representative frame's caption scored
+    # CIDEr-D 46.3 against 37.1 for all frames averaged (benchmarks/video_real.py, README).
+    clip_caption: str = "representative"
 
     def __post_init__(self) -> None:
         self.clip_seconds = number_in("clip seconds", self.clip_seconds, MIN_CLIP_SECONDS,
