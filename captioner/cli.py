@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make the caption name what the classifier is sure of (constrained beam "
                         "search; default: the model card's choice, else off)")
     p.add_argument("--guide-threshold", type=_number("guide threshold", 0, 1),
-                   help="tag score a word needs to guide the caption, 0 to 1 (default 0.5)")
+                   help="tag score a word needs to guide the caption, 0 to 1 (default: the card's, else 0.7)")
     p.add_argument("--attention", type=Path, metavar="DIR",
                    help="write one PNG per image into DIR: where each word looked (attention models)")
     p.set_defaults(func=cmd_caption)

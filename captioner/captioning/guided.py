@@ -14,8 +14,10 @@ from __future__ import annotations
 from captioner.data.text import Vocabulary
 from captioner.encoders.basic_words import basic_words
 
-DEFAULT_THRESHOLD = 0.5  # summed probability a tag needs to guide the caption
-GUIDED_BY_DEFAULT = False  # until measured to help (README: the out-of-domain check)
+DEFAULT_THRESHOLD = 0.7  # summed probability a tag needs to guide the caption
+# A model's card turns guidance on when measured to help it (the bundled one's does, see the
+# README); a model without that measurement captions freely unless asked.
+GUIDED_BY_DEFAULT = False
 MAX_CONSTRAINTS = 2
 
 
