@@ -139,6 +139,8 @@ def test_train_then_evaluate_cli(tmp_path):
     card = json.loads((out / "card.json").read_text())
     assert card["encoder"] == "efficientnet_lite0" and card["data"]["train_images"] == 18
     assert card["command"].startswith("captioner train")
+    assert card["training_seconds"] > 0 and all(row["seconds"] > 0 for row in card["history"])
+    assert card["decoding"]["seconds"] > 0
     proc = run_cli("evaluate", "--data", data, "--images", images, "--split", "dev", "--model", out,
                    "--per-image", tmp_path / "per_image.jsonl")
     assert "6 images" in proc.stdout and "CIDEr-D" in proc.stdout
@@ -327,7 +329,7 @@ def test_train_an_attention_captioner_then_draw_where_it_looked(tmp_path):
     finetune = card["finetune"]
     assert finetune["command"].startswith("captioner finetune") and finetune["train_images"] == 18
     assert [row["epoch"] for row in finetune["history"]] == [0, 1]
-    assert "greedy_reward" in finetune["history"][1]
+    assert "greedy_reward" in finetune["history"][1] and finetune["seconds"] > 0
     assert "img00.png: " in run_cli("caption", images / "img00.png", "--model", tuned).stdout
 
 

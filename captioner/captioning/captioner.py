@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,8 @@ class Captioner:
         else the card's choice, else the measured default (see the README)."""
         chosen = self.card.get("decoding", {})
         guided = chosen.get("guided", GUIDED_BY_DEFAULT) if guided is None else bool(guided)
-        threshold = chosen.get("guide_threshold", DEFAULT_THRESHOLD) if threshold is None else threshold
+        if threshold is None:
+            threshold = chosen.get("guide_threshold") or DEFAULT_THRESHOLD
         return {"guided": guided, "guide_threshold": number_in("guide threshold", threshold, 0.0, 1.0)}
 
     def run_settings(self, beam: int | None = None, guided: bool | None = None,
@@ -381,7 +383,9 @@ class Captioner:
 
     def _finish(self, select: Split, report: Split, out: Path) -> Captioner:
         """Choose the decoding on dev-select, score dev-report once, save the bundle."""
+        started = time.monotonic()
         self.card["decoding"], chosen = choose_decoding(self, select)
+        self.card["decoding"]["seconds"] = round(time.monotonic() - started, 1)
         self.card["scores"] = {"dev-select": _round(chosen)}
         if report.names:  # scored once, after every choice: what a README may quote
             self.card["scores"]["dev-report"] = {

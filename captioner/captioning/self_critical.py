@@ -123,6 +123,7 @@ def finetune_captioner(decoder: keras.Model, vocab: Vocabulary, card: dict, data
     card = {k: v for k, v in card.items() if k not in ("decoding", "scores", "dev_scores")}
     card["finetune"] = {"method": "self-critical sequence training, CIDEr-D reward",
                         "command": command, "captions": str(data), "train_images": len(train.names),
-                        "config": asdict(config), "best_epoch": trainer.state["best_epoch"],
+                        "config": asdict(config), "seconds": trainer.seconds(),
+                        "best_epoch": trainer.state["best_epoch"],
                         "history": trainer.state["history"], "problems": problems[:50]}
     return tuned, card, select, report

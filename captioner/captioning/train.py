@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -146,6 +147,10 @@ class Trainer:
         self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": None, "wait": 0,
                       "config": asdict(config)}
 
+    def seconds(self) -> float:
+        """Wall time of the epochs run so far (language-model pre-training in the first)."""
+        return round(sum(row.get("seconds", 0.0) for row in self.state["history"]), 1)
+
     def _better(self, value: float, best: float | None) -> bool:
         if best is None:
             return True
@@ -166,6 +171,8 @@ class Trainer:
         row = {"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
                "dev_loss": float(logs.get("val_loss", np.nan)), **self.dev_scores(decoder),
                **{k: float(v) for k, v in logs.items() if k not in ("loss", "val_loss")}}
+        now = time.monotonic()  # wall time of the epoch, its dev scoring included
+        row["seconds"], self._clock = round(now - self._clock, 1), now
         self.state["history"].append(row)
         value = row[MONITORS[self.config.monitor]]
         if self._better(value, self.state["best"]):
@@ -191,6 +198,7 @@ class Trainer:
         one left alone.
         """
         config = self.config
+        self._clock = time.monotonic()
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.state_path.is_file() and not resume:
             raise CaptionerError(f"{self.folder}: holds an interrupted training run; add --resume to "
@@ -278,7 +286,8 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
                  "dev_select_images": len(select.names), "dev_report_images": len(report.names),
                  "lm_captions": len(lm_captions)}
     card = make_card(encoder, config, command, data_card, problems,
-                     best_epoch=trainer.state["best_epoch"], history=trainer.state["history"])
+                     best_epoch=trainer.state["best_epoch"], history=trainer.state["history"],
+                     training_seconds=trainer.seconds())
     return decoder, vocab, card, select, report
 
 
