@@ -236,11 +236,13 @@ def cmd_evaluate(args) -> int:
 
     captioner = _captioner(args.model)
     scores = captioner.evaluate(args.data, args.images, split=args.split or None, beam=args.beam,
-                                per_image=args.per_image or False)
+                                per_image=args.per_image or False, guided=args.guided,
+                                guide_threshold=args.guide_threshold)
     for problem in scores["problems"][:10]:
         print(f"skipped {problem}", file=sys.stderr)
     beam = captioner.decoding(args.beam)["beam"]
-    print(f"{scores['images']} images, beam {beam}: " + _score_line(scores))
+    guided = f", guided at {scores['guide_threshold']:g}" if scores["guided"] else ""
+    print(f"{scores['images']} images, beam {beam}{guided}: " + _score_line(scores))
     if args.per_image is not None:
         print(f"per-image results in {args.per_image}")
     return 0
@@ -260,6 +262,15 @@ def _config_flags(parser: argparse.ArgumentParser, config, bounds: dict) -> None
             low, high = bounds[name]
             kind = _number(name.replace("_", " "), low, high, integer=isinstance(value, int))
             parser.add_argument(flag, type=kind, help=f"default {value}")
+
+
+def _guide_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--guided", action=argparse.BooleanOptionalAction,
+                        help="make the caption name what the classifier is sure of (constrained "
+                             "beam search; default: the model card's choice, else off)")
+    parser.add_argument("--guide-threshold", type=_number("guide threshold", 0, 1),
+                        help="tag score a word needs to guide the caption, 0 to 1 "
+                             "(default: the card's, else 0.7)")
 
 
 def _output_flags(parser: argparse.ArgumentParser, formats: str) -> None:
@@ -292,11 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     p.add_argument("--model", type=Path, action="append",
                    help="bundle folder (default: the bundled captioner); repeat it for an ensemble")
-    p.add_argument("--guided", action=argparse.BooleanOptionalAction,
-                   help="make the caption name what the classifier is sure of (constrained beam "
-                        "search; default: the model card's choice, else off)")
-    p.add_argument("--guide-threshold", type=_number("guide threshold", 0, 1),
-                   help="tag score a word needs to guide the caption, 0 to 1 (default: the card's, else 0.7)")
+    _guide_flags(p)
     p.add_argument("--attention", type=Path, metavar="DIR",
                    help="write one PNG per image into DIR: where each word looked (attention models)")
     p.set_defaults(func=cmd_caption)
@@ -338,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bundle folder (default: the bundled captioner); repeat it for an ensemble")
     p.add_argument("--beam", type=beam, help="beam width (1: greedy; default: the model card's)")
     p.add_argument("--per-image", type=Path, help="also write per-image scores to this JSONL file")
+    _guide_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
     tag = TagOptions()

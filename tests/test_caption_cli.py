@@ -144,6 +144,10 @@ def test_train_then_evaluate_cli(tmp_path):
     proc = run_cli("evaluate", "--data", data, "--images", images, "--split", "dev", "--model", out,
                    "--per-image", tmp_path / "per_image.jsonl")
     assert "6 images" in proc.stdout and "CIDEr-D" in proc.stdout
+    # either half of dev, decoded as caption decodes (here told to guide)
+    half = run_cli("evaluate", "--data", data, "--images", images, "--split", "dev-report",
+                   "--model", out, "--guided", "--guide-threshold", "0.9")
+    assert f"{card['data']['dev_report_images']} images" in half.stdout and "guided at 0.9" in half.stdout
     per_image = [json.loads(x) for x in (tmp_path / "per_image.jsonl").read_text().splitlines()]
     assert len(per_image) == 6
     assert sum(r["caption"] in {"a red picture with stripes", "a green picture of noise",

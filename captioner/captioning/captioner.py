@@ -20,6 +20,7 @@ from captioner.captioning.search import Caption, beam_search, greedy, next_words
 from captioner.captioning.self_critical import finetune_captioner, finetune_config
 from captioner.captioning.train import load_splits, train_captioner
 from captioner.checks import number_in
+from captioner.data.caption_sets import DEV_PARTS
 from captioner.data.images import InMemoryImage, gather_images, load_image
 from captioner.data.paths import display_path
 from captioner.data.text import Vocabulary
@@ -318,32 +319,39 @@ class Captioner:
 
     # --- evaluation and training -----------------------------------------------------------
     def evaluate(self, data: Path, images: Path, split: str | None = "test", beam: int | None = None,
-                 per_image: bool | Path = False, progress: bool = True) -> dict:
-        """BLEU-1..4 and CIDEr-D (0-100) of this captioner on one split (None: all) of a data set.
+                 per_image: bool | Path = False, guided: bool | None = None,
+                 guide_threshold: float | None = None, progress: bool = True) -> dict:
+        """BLEU-1..4 and CIDEr-D (0-100) of this captioner on one split (None: all) of a data set,
+        decoded as ``caption`` decodes (the card's beam and guidance unless told otherwise).
 
         ``per_image``: True adds each image's scores and caption to the result; a ``.jsonl``
         path also writes them there (checked before any work, like every output).
         """
         writer = None
+        settings = {"data": str(data), "split": split,
+                    **self.run_settings(beam, guided, guide_threshold)}
         if per_image not in (True, False):
             if Path(per_image).suffix.lower() != ".jsonl":
                 raise CaptionerError(f"{per_image}: per-image scores are JSON Lines; name a .jsonl file")
-            settings = {"data": str(data), "split": split, **self.run_settings(beam)}
             writer = ResultWriter(per_image, key="image", kind="images", settings=settings)
         with writer or contextlib.nullcontext():
             records = read_records(Path(data))
             present = sorted({r.split for r in records if r.split})
+            if "dev" in present:  # its two halves: selection and report
+                present += list(DEV_PARTS)
             if split and split not in present:
                 have = ", ".join(present) if present else "no splits at all"
                 raise CaptionerError(f"{data}: has no {split!r} split; it has {have} "
                                      "(choose one with --split, or --split '' for all images)")
-            splits = (split,) if split else (*present, None)
+            splits = (split,) if split else (*[p for p in present if p not in DEV_PARTS], None)
             subset, problems = load_split(records, Path(images), self.encoder, splits, progress,
                                           self.feature_kind)
             if not subset.names:
                 raise CaptionerError(f"none of the images of the {split or 'data set'} split were "
                                      f"found under {images} ({len(problems)} missing or unreadable)")
-            scores = evaluate_split(self, subset, beam, bool(per_image)) | {"problems": problems}
+            guide = {k: settings[k] for k in ("guided", "guide_threshold")}
+            scores = evaluate_split(self, subset, beam, bool(per_image), guide) | {"problems": problems}
+            scores.update(guide)
             if writer is not None:
                 writer.add([{"image": name, **row} for name, row in scores["per_image"].items()
                             if not writer.done(name)])
@@ -413,9 +421,18 @@ def choose_decoding(captioner: Captioner, select: Split) -> tuple[dict, dict]:
 
 
 def evaluate_split(captioner: Captioner, split: Split, beam: int | None = None,
-                   per_image: bool = False) -> dict:
-    """Scores of a captioner on an already-encoded split."""
-    caps = captioner.caption_features(split.features, beam=beam)
+                   per_image: bool = False, guide: dict | None = None) -> dict:
+    """Scores of a captioner on an already-encoded split; free captions unless ``guide`` (from
+    ``Captioner.guidance``) turns guidance on."""
+    if guide and guide["guided"] and captioner.encoder.has_classifier:
+        found = extract_features(split.paths, captioner.encoder, ("probabilities",), progress=False)
+        row = {path: i for i, path in enumerate(found.paths)}
+        tags = basic_tags(found.features["probabilities"], TAG_COUNT)
+        wanted = [constraints_for(tags[row[p]], captioner.vocab, guide["guide_threshold"])
+                  if p in row else () for p in split.paths]
+        caps = captioner.caption_guided(split.features, wanted, beam=beam)
+    else:
+        caps = captioner.caption_features(split.features, beam=beam)
     hyps = {n: c.text for n, c in zip(split.names, caps)}
     scores = evaluate_captions(hyps, dict(zip(split.names, split.captions)), per_image=per_image)
     scores["images"] = len(split.names)
