@@ -137,35 +137,41 @@ class Captioner:
 
     # --- captioning ------------------------------------------------------------------
     def caption_features(self, features: np.ndarray, beam: int | None = None, max_length: int = 20,
-                         length_penalty: float | None = None) -> list[Caption]:
-        """Captions for a batch of pooled features; ``beam`` 1 is greedy search.
+                         length_penalty: float | None = None,
+                         constraints: list[tuple] | None = None) -> list[Caption]:
+        """Captions for a batch of features; ``beam`` 1 is greedy search.
 
         ``beam`` and ``length_penalty`` default to the ones the bundle's card chose on dev.
+        ``constraints``: per image, the sets of word ids its caption must hold one word of
+        (guided captions, see captioner.captioning.guided); images sharing them search together.
         """
         grouped = isinstance(self.decoder, Ensemble)  # one view per image
-        captions = []
-        for start in range(0, len(features), CAPTION_BATCH):  # bounded memory for big splits
-            batch = np.asarray(features[start : start + CAPTION_BATCH], dtype="float32")
-            captions += self._search(self.decoder, batch[:, None] if grouped else batch, beam,
-                                     max_length, length_penalty)
-        return captions
-
-    def caption_guided(self, features: np.ndarray, constraints: list[tuple], beam: int | None = None,
-                       max_length: int = 20, length_penalty: float | None = None) -> list[Caption]:
-        """Captions that hold, for each image, one word of each of its ``constraints`` (sets of
-        word ids, see captioner.captioning.guided); an image without any is captioned freely."""
         captions: list[Caption | None] = [None] * len(features)
         groups: dict[tuple, list[int]] = {}
-        for i, wanted in enumerate(constraints):
+        for i, wanted in enumerate(constraints or [()] * len(features)):
             groups.setdefault(tuple(wanted), []).append(i)
-        grouped = isinstance(self.decoder, Ensemble)
         for wanted, rows in groups.items():
-            batch = np.asarray(features[rows], dtype="float32")
-            found = self._search(self.decoder, batch[:, None] if grouped else batch, beam,
-                                 max_length, length_penalty, wanted)
-            for i, caption in zip(rows, found):
-                captions[i] = caption
+            for start in range(0, len(rows), CAPTION_BATCH):  # bounded memory for big splits
+                part = rows[start : start + CAPTION_BATCH]
+                # Free captions go in order: a slice reads a memory-mapped split row by row.
+                rows_of = slice(part[0], part[-1] + 1) if constraints is None else part
+                batch = np.asarray(features[rows_of], dtype="float32")
+                found = self._search(self.decoder, batch[:, None] if grouped else batch, beam,
+                                     max_length, length_penalty, wanted)
+                for i, caption in zip(part, found):
+                    captions[i] = caption
         return captions
+
+    def caption_tagged(self, features: np.ndarray, tags: list[list[dict]] | None,
+                       beam: int | None = None, guided: bool | None = None,
+                       guide_threshold: float | None = None) -> list[Caption]:
+        """Captions for features whose tags are known: guided by the confident ones when the
+        guidance (arguments, else the card) says so, else free."""
+        guide = self.guidance(guided, guide_threshold)
+        if not guide["guided"] or tags is None:
+            return self.caption_features(features, beam)
+        wanted = [constraints_for(t, self.vocab, guide["guide_threshold"]) for t in tags]
+        return self.caption_features(features, beam, constraints=wanted)
 
     def caption_views(self, views: np.ndarray, beam: int | None = None, max_length: int = 20,
                       length_penalty: float | None = None) -> Caption:
@@ -236,12 +242,7 @@ class Captioner:
         result = extract_features(items, self.encoder, kinds=kinds, progress=progress)
         features = self._features(result)
         tags = basic_tags(result.features["probabilities"], TAG_COUNT) if named else None
-        guide = self.guidance(guided, guide_threshold)
-        if guide["guided"] and tags is not None:
-            wanted = [constraints_for(t, self.vocab, guide["guide_threshold"]) for t in tags]
-            captions = self.caption_guided(features, wanted, beam)
-        else:
-            captions = self.caption_features(features, beam)
+        captions = self.caption_tagged(features, tags, beam, guided, guide_threshold)
         weights = self.attention_weights(features, [c.text for c in captions]) if attention else None
         found = {p: i for i, p in enumerate(result.paths)}
         errors = dict(result.errors)
@@ -424,15 +425,13 @@ def evaluate_split(captioner: Captioner, split: Split, beam: int | None = None,
                    per_image: bool = False, guide: dict | None = None) -> dict:
     """Scores of a captioner on an already-encoded split; free captions unless ``guide`` (from
     ``Captioner.guidance``) turns guidance on."""
+    tags = None
     if guide and guide["guided"] and captioner.encoder.has_classifier:
+        # The split's files were read once already; their probabilities come from the cache.
         found = extract_features(split.paths, captioner.encoder, ("probabilities",), progress=False)
-        row = {path: i for i, path in enumerate(found.paths)}
-        tags = basic_tags(found.features["probabilities"], TAG_COUNT)
-        wanted = [constraints_for(tags[row[p]], captioner.vocab, guide["guide_threshold"])
-                  if p in row else () for p in split.paths]
-        caps = captioner.caption_guided(split.features, wanted, beam=beam)
-    else:
-        caps = captioner.caption_features(split.features, beam=beam)
+        by_path = dict(zip(found.paths, basic_tags(found.features["probabilities"], TAG_COUNT)))
+        tags = [by_path.get(path, []) for path in split.paths]
+    caps = captioner.caption_tagged(split.features, tags, beam, **(guide or {}))
     hyps = {n: c.text for n, c in zip(split.names, caps)}
     scores = evaluate_captions(hyps, dict(zip(split.names, split.captions)), per_image=per_image)
     scores["images"] = len(split.names)

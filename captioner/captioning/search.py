@@ -132,7 +132,8 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
         for target in range(m):
             # A word from state s leads to s | meets[word]: keep the candidates landing here.
             lands = (np.arange(m)[:, None] | meets[None, :]) == target  # (source, word)
-            candidates = np.where(lands[None, :, None, :], totals, -np.inf).reshape(n, m * k * size)
+            kept_here = totals if lands.all() else np.where(lands[None, :, None, :], totals, -np.inf)
+            candidates = kept_here.reshape(n, m * k * size)
             for i in np.flatnonzero(active):
                 # 2k candidates: even if k of them end here, k remain to carry on.
                 kept = 0
