@@ -23,6 +23,7 @@ from captioner.captioning.config import (
     FINETUNE_DEFAULTS,
     FINETUNE_FLAGS,
     MONITORS,
+    SCST_BASELINES,
     TrainConfig,
 )
 from captioner.checks import number_in
@@ -256,6 +257,9 @@ def _config_flags(parser: argparse.ArgumentParser, config, bounds: dict) -> None
             parser.add_argument(flag, choices=list(MONITORS), help=f"early stopping on (default {value})")
         elif name == "decoder":
             parser.add_argument(flag, choices=list(DECODERS), help=f"decoder type (default {value})")
+        elif name == "scst_baseline":
+            parser.add_argument(flag, choices=list(SCST_BASELINES),
+                                help=f"what a sample's reward is measured against (default {value})")
         elif name == "pooling":
             parser.add_argument(flag, choices=["lstm", "mean"], help=f"default {value}")
         else:

@@ -37,10 +37,12 @@ def _cider(decoder, vocab, split):
     return evaluate_captions({i: c.text for i, c in enumerate(caps)}, dict(enumerate(split[1])))["CIDEr-D"]
 
 
-def test_fine_tuning_raises_the_cider_of_greedy_captions(tmp_path, data):
+@pytest.mark.parametrize("baseline", ["greedy", "samples"])
+def test_fine_tuning_raises_the_cider_of_greedy_captions(tmp_path, data, baseline):
     train, dev, vocab, _ = data
     before = _cider(_start(data), vocab, dev)
-    tuner = SelfCriticalTrainer(tmp_path, vocab, TUNE, train, dev, _start(data), progress=False)
+    config = TrainConfig(**{**TUNE.__dict__, "scst_baseline": baseline})
+    tuner = SelfCriticalTrainer(tmp_path, vocab, config, train, dev, _start(data), progress=False)
     tuned = tuner.run()
     history = tuner.state["history"]
     assert history[0]["epoch"] == 0 and history[0]["CIDEr-D"] == pytest.approx(before)

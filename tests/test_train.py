@@ -9,7 +9,8 @@ from captioner.captioning.train import Trainer
 from captioner.data.text import Vocabulary
 from captioner.errors import CaptionerError
 
-SMALL = TrainConfig(**{**CONFIG.__dict__, "epochs": 3, "dropout": 0.3, "feature_dropout": 0.2})
+SMALL = TrainConfig(**{**CONFIG.__dict__, "epochs": 3, "dropout": 0.3, "feature_dropout": 0.2,
+                       "lr_decay": 0.5})
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,23 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, data, monkeypa
     assert [r["loss"] for r in resumed.state["history"]] == [r["loss"] for r in alone.state["history"]]
     for a, b in zip(weights, again):
         np.testing.assert_array_equal(a, b)
+    # The learning rate, decayed after the epochs that were not the best, resumes as it was.
+    assert [r["learning_rate"] for r in resumed.state["history"]] == \
+        [r["learning_rate"] for r in alone.state["history"]]
+
+
+def test_the_learning_rate_shrinks_after_each_epoch_that_is_not_the_best(tmp_path, data):
+    train, dev, vocab = data
+    # Dev references that share no word with the training captions: CIDEr-D stays 0, so only
+    # the first epoch is the best and each later one halves the next one's rate.
+    unrelated = (dev[0], [["zebras graze on the savanna"] for _ in dev[1]])
+    config = TrainConfig(**{**SMALL.__dict__, "monitor": "cider"})
+    trainer = Trainer(tmp_path, vocab, config, train, unrelated, progress=False)
+    trainer.run()
+    assert [r["CIDEr-D"] for r in trainer.state["history"]] == [0.0, 0.0, 0.0]
+    assert trainer.state["best_epoch"] == 1
+    rates = [r["learning_rate"] for r in trainer.state["history"]]
+    assert rates == pytest.approx([SMALL.learning_rate, SMALL.learning_rate, SMALL.learning_rate / 2])
 
 
 def test_resume_refuses_other_settings_and_another_vocabulary(tmp_path, data, monkeypatch):

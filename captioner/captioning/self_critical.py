@@ -3,9 +3,10 @@
 Cross-entropy teaches the next word of a human caption; the captions are then judged by
 CIDEr-D on whole sentences the model wrote itself. Here, for each batch of training images,
 the decoder samples ``scst_samples`` captions per image and writes its greedy caption; each
-sample's reward is its CIDEr-D against the image's references minus the greedy caption's (the
-"self-critical" baseline), and the step raises the log-probability of the samples that beat
-the greedy caption and lowers the others'. The references' document frequencies come from
+sample's reward is its CIDEr-D against the image's references minus a baseline: the greedy
+caption's (the "self-critical" baseline) or, with ``scst_baseline="samples"``, the mean of the
+image's other samples (Luo 2020). The step raises the log-probability of the samples that beat
+the baseline and lowers the others'. The references' document frequencies come from
 the training captions; an attention decoder keeps its regulariser. Checkpoints, early
 stopping on the dev-select half and resume are the cross-entropy ``Trainer``'s; each epoch's
 order and samples depend on (seed, epoch) alone.
@@ -79,10 +80,17 @@ class SelfCriticalTrainer(Trainer):
         """One policy-gradient step on a batch of images; returns the loss and the mean
         rewards of the sampled and of the greedy captions."""
         k, max_length = self.config.scst_samples, self.config.max_length
-        baseline = self._rewards(greedy_ids(self.decoder, features, max_length), index)
+        greedy_rewards = self._rewards(greedy_ids(self.decoder, features, max_length), index)
         drawn = sample(self.decoder, np.repeat(features, k, axis=0), rng, max_length)
         rewards = self._rewards(drawn, np.repeat(index, k))
-        advantage = rewards - np.repeat(baseline, k)
+        if self.config.scst_baseline == "samples":
+            # Each sample against the mean of its image's k - 1 others: unbiased, and zero-mean
+            # per image, so as many captions are pushed up as down.
+            per_image = rewards.reshape(-1, k)
+            baseline = (per_image.sum(1, keepdims=True) - per_image) / (k - 1)
+            advantage = (per_image - baseline).ravel()
+        else:
+            advantage = rewards - np.repeat(greedy_rewards, k)
         inputs = np.concatenate([np.full((len(drawn), 1), Vocabulary.START_ID), drawn[:, :-1]], 1)
         # Cross-entropy on the model's own samples, weighted by their advantage, is the
         # REINFORCE gradient: -advantage * log p(sample).
@@ -90,7 +98,7 @@ class SelfCriticalTrainer(Trainer):
         loss = self.decoder.train_on_batch(
             (np.repeat(features, k, axis=0), inputs.astype("int32")), drawn.astype("int32"),
             sample_weight=weights.astype("float32"))
-        return float(np.ravel(loss)[0]), float(rewards.mean()), float(baseline.mean())
+        return float(np.ravel(loss)[0]), float(rewards.mean()), float(greedy_rewards.mean())
 
     def _rewards(self, ids: np.ndarray, owners: np.ndarray) -> np.ndarray:
         return np.array([self.reward.score(tokenize(self.vocab.decode(row)), int(i))

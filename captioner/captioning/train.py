@@ -173,6 +173,7 @@ class Trainer:
                **{k: float(v) for k, v in logs.items() if k not in ("loss", "val_loss")}}
         now = time.monotonic()  # wall time of the epoch, its dev scoring included
         row["seconds"], self._clock = round(now - self._clock, 1), now
+        row["learning_rate"] = float(decoder.optimizer.learning_rate)  # the rate this epoch ran at
         self.state["history"].append(row)
         value = row[MONITORS[self.config.monitor]]
         if self._better(value, self.state["best"]):
@@ -181,6 +182,7 @@ class Trainer:
                 decoder.save_weights(tmp)
         else:
             self.state["wait"] += 1
+            self._decay_learning_rate()
         self.state["epoch"] = epoch + 1
         with atomic_path(self.last_path, suffix=".keras") as tmp:
             decoder.save(tmp)
@@ -189,6 +191,13 @@ class Trainer:
             print(f"epoch {epoch + 1}: loss {row['loss']:.3f} dev_loss {row['dev_loss']:.3f} "
                   f"BLEU-4 {row['BLEU-4']:.2f} CIDEr-D {row['CIDEr-D']:.2f} distinct {row['distinct']}")
         return self.state["wait"] >= self.config.patience
+
+    def _decay_learning_rate(self) -> None:
+        """After an epoch that is not the best, a smaller step (``lr_decay``; 1 keeps it). The
+        rate lives in the optimizer, so the checkpoint carries it to a resumed run."""
+        if self.config.lr_decay < 1.0:
+            optimizer = self.decoder.optimizer
+            optimizer.learning_rate = float(optimizer.learning_rate) * self.config.lr_decay
 
     def run(self, resume: bool = False) -> CaptionDecoder:
         """Train (or continue an interrupted run); returns the decoder with the best weights.
