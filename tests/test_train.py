@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from test_decoder import CONFIG, synthetic
+from test_decoder import CONFIG, SCENES, synthetic
 
 from captioner.captioning.config import TrainConfig
+from captioner.captioning.search import next_words
 from captioner.captioning.train import Trainer
 from captioner.data.text import Vocabulary
 from captioner.errors import CaptionerError
@@ -75,3 +76,24 @@ def test_resume_refuses_other_settings_and_another_vocabulary(tmp_path, data, mo
         Trainer(tmp_path, other, SMALL, train, dev, progress=False).run(resume=True)
     with pytest.raises(CaptionerError, match="--resume"):
         Trainer(tmp_path, vocab, SMALL, train, dev, progress=False).run()
+
+
+def test_language_model_pretraining_gives_a_word_no_photo_showed_a_usable_place(tmp_path, data):
+    """'puppies' is only in the caption text, used where the photos' captions say 'dogs': after
+    pre-training the decoder carries on after it as after 'dogs', and ranks it far higher."""
+    train, dev, _ = data
+    seen = [c for caps in train[1] for c in caps]
+    text = [c.replace("dogs", "puppies") for caps in SCENES for c in caps] * 20 + seen
+    vocab = Vocabulary.build(seen + text, min_count=1)
+    dogs = train[0][SCENES.index(["two green dogs run on grass", "two green dogs are running"])]
+    found = {}
+    for lm_epochs in (0, 5):
+        config = TrainConfig(**{**CONFIG.__dict__, "epochs": 8, "lm_epochs": lm_epochs})
+        decoder = Trainer(tmp_path / str(lm_epochs), vocab, config, train, dev, lm_captions=text,
+                          progress=False).run()
+        after = dict(next_words(decoder, vocab, dogs, "two green puppies", k=len(vocab)))
+        before = dict(next_words(decoder, vocab, dogs, "two green", k=len(vocab)))
+        found[lm_epochs] = (after["run"] + after["are"], before["puppies"], max(after, key=after.get))
+    assert found[5][2] in ("run", "are"), found
+    assert found[5][0] > found[0][0] + 0.2, found
+    assert found[5][1] > 3 * found[0][1], found
