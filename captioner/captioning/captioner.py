@@ -16,6 +16,7 @@ from captioner.captioning.dataset import Split, load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
 from captioner.captioning.ensemble import Ensemble
 from captioner.captioning.guided import DEFAULT_THRESHOLD, GUIDED_BY_DEFAULT, constraints_for
+from captioner.captioning.numpy_step import numpy_decoder
 from captioner.captioning.search import Caption, beam_search, greedy, next_words
 from captioner.captioning.self_critical import finetune_captioner, finetune_config
 from captioner.captioning.train import load_splits, train_captioner
@@ -146,6 +147,7 @@ class Captioner:
         (guided captions, see captioner.captioning.guided); images sharing them search together.
         """
         grouped = isinstance(self.decoder, Ensemble)  # one view per image
+        decoder = numpy_decoder(self.decoder)  # the searches' step, a snapshot of the weights
         captions: list[Caption | None] = [None] * len(features)
         groups: dict[tuple, list[int]] = {}
         for i, wanted in enumerate(constraints or [()] * len(features)):
@@ -156,7 +158,7 @@ class Captioner:
                 # Free captions go in order: a slice reads a memory-mapped split row by row.
                 rows_of = slice(part[0], part[-1] + 1) if constraints is None else part
                 batch = np.asarray(features[rows_of], dtype="float32")
-                found = self._search(self.decoder, batch[:, None] if grouped else batch, beam,
+                found = self._search(decoder, batch[:, None] if grouped else batch, beam,
                                      max_length, length_penalty, wanted)
                 for i, caption in zip(part, found):
                     captions[i] = caption
@@ -177,7 +179,8 @@ class Captioner:
                       length_penalty: float | None = None) -> Caption:
         """One caption for several views of one scene (a video clip's frames: (F, ...)
         features), from the word distributions averaged over the views at every step."""
-        decoder = self.decoder if isinstance(self.decoder, Ensemble) else Ensemble([self.decoder])
+        decoder = numpy_decoder(self.decoder)
+        decoder = decoder if isinstance(decoder, Ensemble) else Ensemble([decoder])
         return self._search(decoder, np.asarray(views, dtype="float32")[None], beam, max_length,
                             length_penalty)[0]
 

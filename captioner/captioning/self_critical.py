@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from captioner.captioning.bundle import CHECKPOINTS, check_target
 from captioner.captioning.config import FINETUNE_DEFAULTS, MONITORS, TrainConfig
+from captioner.captioning.numpy_step import numpy_decoder
 from captioner.captioning.search import greedy_ids, sample
 from captioner.captioning.train import Trainer, load_splits
 from captioner.data.text import Vocabulary, tokenize
@@ -80,8 +81,9 @@ class SelfCriticalTrainer(Trainer):
         """One policy-gradient step on a batch of images; returns the loss and the mean
         rewards of the sampled and of the greedy captions."""
         k, max_length = self.config.scst_samples, self.config.max_length
-        greedy_rewards = self._rewards(greedy_ids(self.decoder, features, max_length), index)
-        drawn = sample(self.decoder, np.repeat(features, k, axis=0), rng, max_length)
+        now = numpy_decoder(self.decoder)  # this step's weights, for the searches
+        greedy_rewards = self._rewards(greedy_ids(now, features, max_length), index)
+        drawn = sample(now, np.repeat(features, k, axis=0), rng, max_length)
         rewards = self._rewards(drawn, np.repeat(index, k))
         if self.config.scst_baseline == "samples":
             # Each sample against the mean of its image's k - 1 others: unbiased, and zero-mean

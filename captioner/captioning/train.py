@@ -22,6 +22,7 @@ from captioner.captioning.bundle import CHECKPOINTS, check_target, make_card
 from captioner.captioning.config import MONITORS, TrainConfig
 from captioner.captioning.dataset import load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
+from captioner.captioning.numpy_step import numpy_decoder
 from captioner.captioning.search import greedy
 from captioner.data.text import Vocabulary
 from captioner.encoders.base import Encoder
@@ -159,7 +160,7 @@ class Trainer:
     def dev_scores(self, decoder: CaptionDecoder) -> dict:
         """Greedy captions of the dev images scored against their references."""
         features, refs = self.dev_data
-        caps = greedy(decoder, self.vocab, features, self.config.max_length)
+        caps = greedy(numpy_decoder(decoder), self.vocab, features, self.config.max_length)
         hyps = {i: c.text for i, c in enumerate(caps)}
         scores = evaluate_captions(hyps, dict(enumerate(refs)))
         scores["distinct"] = len(set(hyps.values()))

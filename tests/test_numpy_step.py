@@ -1,0 +1,50 @@
+"""The numpy decoder step (captioner.captioning.numpy_step) against the Keras decoders."""
+
+import numpy as np
+import pytest
+
+from captioner.captioning.config import TrainConfig
+from captioner.captioning.ensemble import Ensemble
+from captioner.captioning.numpy_step import numpy_decoder
+from captioner.captioning.search import beam_search, greedy
+from captioner.captioning.train import build_decoder
+from captioner.data.text import Vocabulary
+
+VOCAB = Vocabulary.build([f"w{i} w{i + 1} w{i + 2}" for i in range(60)], min_count=1)
+
+
+def _decoder(kind: str, seed: int):
+    """A small decoder with large random weights, so that its word distributions are far from
+    uniform and a wrong gate or a wrong order would show."""
+    config = TrainConfig(decoder=kind, embed_dim=16, units=24, attention_dim=12, seed=seed,
+                         num_layers=2 if kind == "show_tell" else 1)
+    shape = (6, 20) if kind == "attention" else (20,)
+    decoder = build_decoder(VOCAB, shape, config)
+    rng = np.random.default_rng(seed)
+    decoder.set_weights([rng.normal(scale=0.6, size=w.shape) for w in decoder.get_weights()])
+    return decoder, shape
+
+
+@pytest.mark.parametrize("kind", ["show_tell", "attention"])
+def test_the_numpy_step_gives_the_keras_log_probabilities(kind):
+    decoder, shape = _decoder(kind, seed=1)
+    fast = numpy_decoder(decoder)
+    features = np.random.default_rng(2).random((5, *shape), dtype="float32")
+    slow_states, fast_states = decoder.initial_state(features), fast.initial_state(features)
+    tokens = np.full(5, Vocabulary.START_ID)
+    for _ in range(6):
+        slow, slow_states = decoder.step(tokens.astype("int32"), slow_states)
+        quick, fast_states = fast.step(tokens, fast_states)
+        np.testing.assert_allclose(quick, np.asarray(slow), atol=1e-5)
+        assert np.asarray(slow).std() > 0.5  # far from uniform: the comparison means something
+        tokens = np.asarray(slow).argmax(-1)
+
+
+def test_searches_over_the_numpy_step_write_the_keras_captions():
+    members = [_decoder("show_tell", seed=3)[0], _decoder("attention", seed=4)[0]]
+    features = np.random.default_rng(5).random((4, 1, 6, 20), dtype="float32")
+    slow, fast = Ensemble(members), numpy_decoder(Ensemble(members))
+    for search in (greedy, lambda d, v, f: beam_search(d, v, f, width=3)):
+        quick, keras_made = search(fast, VOCAB, features), search(slow, VOCAB, features)
+        assert [c.text for c in quick] == [c.text for c in keras_made]
+        assert [c.score for c in quick] == pytest.approx([c.score for c in keras_made], abs=1e-5)
