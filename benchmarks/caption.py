@@ -4,7 +4,8 @@
 
 Every run starts from a cold feature cache, so "end to end" is decode + encode + caption,
 as `captioner caption` does it. The decoder's share is the time of the search alone (on
-features already computed) over the end-to-end time.
+features already computed) over the end-to-end time. The search is also timed stepping the
+Keras decoder eagerly (as before the numpy step), side by side in the same run.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from captioner import Captioner
     from captioner.data.paths import IMAGE_EXTENSIONS, find_files
-    from captioner.encoders.features import extract_features
+    from captioner.captioning.numpy_step import numpy_decoder
+    from captioner.captioning.search import beam_search, greedy
+    from captioner.encoders.features import as_regions, extract_features
 
     captioner = Captioner.from_pretrained()
     encoder = captioner.encoder
@@ -44,17 +47,31 @@ def main() -> int:
         out = fn()
         return time.perf_counter() - start, out
 
-    t_encoder, result = cold(lambda: extract_features(paths, encoder, cache=False, progress=False))
-    features = result.features["pooled"]
+    kind = captioner.feature_kind
+    t_encoder, result = cold(lambda: extract_features(paths, encoder, kinds=(kind,), cache=False,
+                                                      progress=False))
+    features = as_regions(result.features[kind])  # what the decoder reads
     rows = [("encoder alone (decode + CNN)", t_encoder, None)]
-    for beam in (1, 3):
-        t_e2e, _ = cold(lambda b=beam: captioner.caption_items(paths, beam=b, progress=False))
+    vocab = captioner.vocab
+
+    def search(decoder, beam):
         start = time.perf_counter()
-        captioner.caption_features(features, beam=beam)
-        t_search = time.perf_counter() - start
+        for first in range(0, n, 64):
+            batch = features[first:first + 64]
+            if beam == 1:
+                greedy(decoder, vocab, batch)
+            else:
+                beam_search(decoder, vocab, batch, width=beam)
+        return time.perf_counter() - start
+
+    for beam in (1, 3):
+        t_e2e, _ = cold(lambda b=beam: captioner.caption_items(paths, beam=b, progress=False,
+                                                               guided=False))
         name = "greedy" if beam == 1 else f"beam {beam}"
-        rows.append((f"caption end to end, {name}", t_e2e, t_search / t_e2e))
-    print(f"{n} photos from {args.images}\n")
+        rows.append((f"caption end to end, {name}", t_e2e, search(numpy_decoder(captioner.decoder), beam) / t_e2e))
+        rows.append((f"  search alone, {name}: numpy step", search(numpy_decoder(captioner.decoder), beam), None))
+        rows.append((f"  search alone, {name}: eager Keras step", search(captioner.decoder, beam), None))
+    print(f"{n} photos from {args.images}, {captioner.card.get('config', {}).get('decoder')} decoder\n")
     print("| run | images/s | decoder share |\n|---|---:|---:|")
     for name, seconds, share in rows:
         print(f"| {name} | {n / seconds:.1f} | {'' if share is None else f'{share:.0%}'} |")
