@@ -34,6 +34,7 @@ class Ensemble:
         kinds = {m.feature_kind for m in members}
         self.feature_kind = "spatial" if "spatial" in kinds else "pooled"
         self._counts: list[int] = []
+        self.fixed_states: tuple[int, ...] = ()  # states no step changes (set per search)
 
     def initial_state(self, features) -> list:
         """Each member's state for each view, kept as (N, G, ...) arrays so that the searches
@@ -41,12 +42,15 @@ class Ensemble:
         features = np.asarray(features, dtype="float32")
         n, views = features.shape[:2]
         flat = features.reshape(n * views, *features.shape[2:])
-        states, self._counts = [], []
+        states, self._counts, fixed = [], [], []
         for member in self.members:
             own = flat.mean(axis=1) if member.feature_kind == "pooled" and flat.ndim == 3 else flat
             member_states = [np.asarray(s) for s in member.initial_state(own)]
+            at = sum(self._counts)
+            fixed += [at + j for j in getattr(member, "fixed_states", ())]
             self._counts.append(len(member_states))
             states += [s.reshape(n, views, *s.shape[1:]) for s in member_states]
+        self.fixed_states = tuple(fixed)
         return states
 
     def step(self, tokens, states):

@@ -35,8 +35,10 @@ def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list):
 
 
 def _initial(decoder: CaptionDecoder, features: np.ndarray, repeat: int = 1) -> list:
-    features = np.repeat(np.asarray(features, dtype="float32"), repeat, axis=0)
-    return decoder.initial_state(features)
+    """The decoder's start states, each row repeated ``repeat`` times (one per hypothesis):
+    computed once per image, then copied."""
+    states = decoder.initial_state(np.asarray(features, dtype="float32"))
+    return states if repeat == 1 else [np.repeat(np.asarray(s), repeat, axis=0) for s in states]
 
 
 def greedy(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray,
@@ -158,7 +160,9 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
         source, beam = np.divmod(origin, k)
         seqs = np.concatenate([seqs[rows, source, beam], word[..., None]], axis=3)
         flat = ((rows * m + source) * k + beam).reshape(-1)
-        states = [np.asarray(s)[flat] for s in states]
+        # A hypothesis moves within its image's rows, so per-image constants need no gather.
+        fixed = getattr(decoder, "fixed_states", ())
+        states = [s if j in fixed else np.asarray(s)[flat] for j, s in enumerate(states)]
         tokens = word.reshape(-1)
         scores = np.where(active[:, None, None], live, -np.inf)
         if not active.any():
