@@ -320,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="drop an interrupted run in --out and start again")
     p.add_argument("--lm-data", type=Path, help="more caption text: its words join the vocabulary, and --lm-epochs pre-trains on it")
-    _config_flags(p, TrainConfig(), TRAIN_BOUNDS)
+    # The self-critical knobs belong to finetune; train would ignore them.
+    plain = {k: v for k, v in vars(TrainConfig()).items() if not k.startswith("scst_")}
+    _config_flags(p, SimpleNamespace(**plain), TRAIN_BOUNDS)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("finetune", help="fine-tune a trained captioner on CIDEr-D (self-critical training)")

@@ -397,7 +397,7 @@ class Captioner:
         """Choose the decoding on dev-select, score dev-report once, save the bundle."""
         started = time.monotonic()
         self.card["decoding"], chosen = choose_decoding(self, select)
-        self.card["decoding"]["seconds"] = round(time.monotonic() - started, 1)
+        self.card["decoding"]["seconds"] = round(time.monotonic() - started, 3)
         self.card["scores"] = {"dev-select": _round(chosen)}
         if report.names:  # scored once, after every choice: what a README may quote
             self.card["scores"]["dev-report"] = {
