@@ -52,12 +52,6 @@ def check_photos() -> list[tuple[Path, set[str]]]:
     return photos
 
 
-def captioner_folder() -> Path:
-    from captioner.captioning.captioner import PRETRAINED
-
-    return PRETRAINED
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
@@ -122,8 +116,11 @@ def main() -> int:
                               f"/{len(photos)} out-of-domain photos (free: {named['free']}); dev-select "
                               f"BLEU-4 {bleu['dev-select', 'free']:.2f} free, "
                               + ", ".join(f"{bleu['dev-select', n]:.2f} {n}" for n, g, _ in settings if g)))
-        captioner.save(args.model or Path(captioner_folder()))
-        print(f"card updated: {args.model or captioner_folder()}")
+        from captioner.captioning.captioner import PRETRAINED
+
+        folder = args.model or PRETRAINED
+        captioner.save(folder)
+        print(f"card updated: {folder}")
     return 0
 
 
