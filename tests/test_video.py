@@ -36,6 +36,15 @@ def read_number(image: np.ndarray) -> int:
     return 10 * round(left / DIGIT) + round(right / DIGIT)
 
 
+@pytest.fixture(autouse=True, params=["pyav", "opencv"])
+def reader(request, monkeypatch) -> str:
+    """Every test runs on both decoding paths: PyAV's, and OpenCV's grab() loop, which takes the
+    files PyAV cannot open (simulated here by PyAV opening nothing)."""
+    if request.param == "opencv":
+        monkeypatch.setattr(video, "_open_av", lambda path: None)
+    return request.param
+
+
 @pytest.fixture(scope="module", params=[".mp4", ".avi"])
 def clip(request, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clip") / f"numbered{request.param}"

@@ -1,0 +1,127 @@
+"""PyAV decoding (captioner.data.video): sparse sampling on H.264 with B-frames, timing from the
+sampling pass itself (VideoFrames.info), and agreement with the OpenCV path."""
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from captioner.data import video
+from captioner.data.video import VideoFrames, probe, sample_frames, write_video
+
+av = pytest.importorskip("av", reason="PyAV is not installed (pip install av)")
+
+FPS = 30
+N = 90  # 3 s
+
+
+def numbered(i: int, size=(48, 64)) -> np.ndarray:
+    """Frame i's index in its pixels: tens as the left half's grey, units as the right half's."""
+    h, w = size
+    frame = np.empty((h, w, 3), np.uint8)
+    frame[:, : w // 2] = 24 * (i // 10)
+    frame[:, w // 2 :] = 24 * (i % 10)
+    return frame
+
+
+def read_number(image: np.ndarray) -> int:
+    h, w = image.shape[:2]
+    left = image[h // 4 : 3 * h // 4, w // 8 : 3 * w // 8].mean()
+    right = image[h // 4 : 3 * h // 4, 5 * w // 8 : 7 * w // 8].mean()
+    return 10 * round(left / 24) + round(right / 24)
+
+
+def write_h264(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    """An H.264 MP4 with B-pyramid frames (x264 defaults), as cameras and YouTube write them."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"bf": "3", "b-pyramid": "normal", "crf": "18", "g": "60"}
+        stream.time_base = Fraction(1, fps)
+        for i, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def h264(tmp_path_factory) -> Path:
+    return write_h264(tmp_path_factory.mktemp("h264") / "numbered.mp4",
+                      [numbered(i) for i in range(N)], FPS)
+
+
+B_FRAME = 3  # AV_PICTURE_TYPE_B
+
+
+def test_the_h264_clip_has_b_frames(h264):
+    with av.open(str(h264)) as container:
+        kinds = [int(frame.pict_type) for frame in container.decode(video=0)]
+    assert kinds.count(B_FRAME) >= N // 5  # else the sparse tests below would prove nothing
+
+
+@pytest.mark.parametrize("rate", [1.0, 2.0, 3.0])
+def test_sparse_sampling_keeps_the_nearest_decoded_frame(h264, rate):
+    # 30 fps sampled at <= 3 fps: non-reference frames are skipped, so a target may get a
+    # frame one away from the nearest; the pixels are always those of the frame it names.
+    frames = list(sample_frames(h264, fps=rate))
+    assert len(frames) == int(N / FPS * rate)
+    for k, frame in enumerate(frames):
+        assert abs(frame.time - k / rate) <= 2 / FPS + 1e-6
+        assert frame.time == pytest.approx(frame.index / FPS)
+        assert read_number(frame.image) == frame.index
+
+
+def test_only_kept_frames_are_converted(h264, monkeypatch):
+    converted = []
+    real = video._av_rgb
+
+    def counting(frame, size):
+        converted.append(frame.pts)
+        return real(frame, size)
+
+    monkeypatch.setattr(video, "_av_rgb", counting)
+    assert [f.index for f in sample_frames(h264, fps=FPS)] == list(range(N))  # all, once each
+    assert len(converted) == N
+    converted.clear()
+    assert len(list(sample_frames(h264, fps=1))) == 3 and len(converted) == 3
+
+
+def test_dense_sampling_matches_opencv(h264, monkeypatch):
+    ours = list(sample_frames(h264, fps=10, size=32))
+    monkeypatch.setattr(video, "_open_av", lambda path: None)
+    theirs = list(sample_frames(h264, fps=10, size=32))
+    assert [f.index for f in ours] == [f.index for f in theirs]
+    assert [f.time for f in ours] == [f.time for f in theirs]
+    for a, b in zip(ours, theirs):  # swscale's area filter against OpenCV's: a level or two
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() < 3
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".h264.mp4"])
+@pytest.mark.parametrize("rate", [1.0, 10.0])
+def test_the_sampling_pass_times_the_video_as_probe_does(tmp_path, suffix, rate):
+    frames = [numbered(i) for i in range(40)]
+    path = (write_h264(tmp_path / "clip.mp4", frames, 10) if suffix == ".h264.mp4"
+            else write_video(tmp_path / f"clip{suffix}", frames, 10))
+    reader = VideoFrames(path, fps=rate, size=16)
+    assert reader.info is None  # known only once the pass is over
+    kept = list(reader)
+    assert len(kept) == 4 if rate == 1.0 else 40
+    assert reader.info == probe(path)
+
+
+def test_the_sampling_pass_sees_a_header_count_that_lies(tmp_path, caplog):
+    path = write_video(tmp_path / "lying.avi", [numbered(i) for i in range(40)], 10)
+    data = bytearray(path.read_bytes())
+    for chunk, offset in ((b"avih", 16), (b"strh", 32)):  # dwTotalFrames, dwLength
+        data[data.find(chunk) + 8 + offset : data.find(chunk) + 12 + offset] = (500).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    reader = VideoFrames(path, fps=1)
+    with caplog.at_level(logging.WARNING, logger="captioner.data.video"):
+        assert len(list(reader)) == 4
+    assert reader.info.frame_count == 40 and not reader.info.reliable
+    assert reader.info.duration == pytest.approx(4.0)
