@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from captioner.data.video import Frame, probe, sample_frames, write_video
-from captioner.video.windows import assign_frames, fixed_windows, shot_boundaries, shot_windows
+from captioner.video.windows import (
+    ShotDetector,
+    assign_frames,
+    cut_windows,
+    fixed_windows,
+    shot_boundaries,
+    shot_windows,
+)
 
 VIDEO_MINI = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video_mini"
 FPS = 10
@@ -69,6 +76,26 @@ def test_shot_boundaries_find_three_hard_cuts(tmp_path):
     assert shot_windows(frames, 4.0, min_seconds=1.5) == [(0, 2), (2, 4)]
 
 
+def test_cuts_found_at_one_frame_per_second_as_frames_arrive(tmp_path):
+    # Three 3 s shots (a small square moving in each), sampled at the tagger's default 1 fps and
+    # fed one frame at a time, as the tagger's decoding thread does.
+    frames = []
+    for i in range(90):
+        shot, k = divmod(i, 30)
+        frame = np.full((48, 64, 3), [(180, 40, 40), (30, 160, 60), (240, 240, 240)][shot], np.uint8)
+        frame[10:20, k : k + 10] = 0
+        frames.append(frame)
+    path = write_video(tmp_path / "three.avi", frames, FPS)
+    detector = ShotDetector()
+    sampled = list(sample_frames(path, fps=1, size=32))
+    for frame in sampled:
+        detector.add(frame)
+    assert detector.cuts == pytest.approx([3.0, 6.0])
+    assert shot_boundaries(sampled) == detector.cuts
+    assert cut_windows(detector.cuts, 9.0) == [(0, 3), (3, 6), (6, 9)]
+    assert cut_windows(detector.cuts, 9.0, min_seconds=4) == [(0, 9)]  # all shorter: one clip
+
+
 def test_no_cuts_in_one_moving_shot():
     # A textured picture panning sideways changes every pixel but is one shot.
     rng = np.random.default_rng(1)
@@ -106,6 +133,7 @@ def test_assign_frames_by_time():
 
 
 def test_real_cuts_in_an_msvd_clip():
+    # The detector's published defaults, not thresholds set on this clip.
     path = VIDEO_MINI / "msvd" / "video" / "0lh_UWF9ZP4_62_69.avi"  # cook, rice bowl, cook
     if not path.is_file():
         pytest.skip(f"real data not available: {path.resolve()} is absent")

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from itertools import pairwise
 
 import cv2
-import numpy as np
+from scenedetect import AdaptiveDetector, FrameTimecode
 
 from captioner.data.video import Frame
 
 SLIVER = 0.25  # a last clip adding less than this fraction of the stride is merged
-SHOT_THRESHOLD = 0.3  # frame distance (0..1) below which no cut is ever declared
-SHOT_RATIO = 3.0  # a cut must also stand this far above the distances around it (their
-SHOT_LEVEL = 25  # 25th percentile, so other cuts nearby do not raise the bar)
-SHOT_CONTEXT = 4  # consecutive distances on each side that set that local level
+SHOT_THRESHOLD = 3.0  # AdaptiveDetector's default: a cut changes 3x more than its neighbours
+DETECTOR_RATE = 1000.0  # the timecodes' rate: only their order and seconds matter here
 
 
 def fixed_windows(
@@ -47,20 +44,42 @@ def fixed_windows(
         k += 1
 
 
+class ShotDetector:
+    """Hard cuts among sampled frames, fed one at a time as they are decoded.
+
+    PySceneDetect's AdaptiveDetector, fed the frames the tagger samples (no second decoding
+    pass): a frame's mean HSV change from the frame before must be at least SHOT_THRESHOLD
+    times the mean change of its neighbours (one each side) and at least the detector's
+    published floor (15 of 255). It thus compares frames 1/fps apart, not consecutive ones: a
+    cut is placed at the first sampled frame after it (up to 1/fps late), a cut within the last
+    sampled frame goes unseen (it has no neighbour after it), and a fade shorter than 1/fps
+    reads as a cut. Its fixed-threshold sibling, ContentDetector (27), called a cut at nearly
+    every sample of the Kinetics clips at 1-2 fps, where anything that moves changes a lot
+    between samples 0.5-1 s apart; the ratio to the neighbours does not care how much the
+    whole shot moves.
+    """
+
+    def __init__(self, threshold: float = SHOT_THRESHOLD):
+        # min_scene_len=0: no minimum in frames of the video's rate (these are samples);
+        # cut_windows applies its own minimum in seconds.
+        self._detector = AdaptiveDetector(adaptive_threshold=threshold, window_width=1,
+                                          min_scene_len=0)
+        self.cuts: list[float] = []
+
+    def add(self, frame: Frame) -> None:
+        """Look at the next sampled frame (in time order)."""
+        timecode = FrameTimecode(float(frame.time), fps=DETECTOR_RATE)
+        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)  # the detector reads OpenCV's order
+        # A cut is reported one frame late (it needs the neighbour after), at its own time.
+        self.cuts += [round(cut.seconds, 6) for cut in self._detector.process_frame(timecode, bgr)]
+
+
 def shot_boundaries(frames: list[Frame], threshold: float = SHOT_THRESHOLD) -> list[float]:
     """Times of the first sampled frame of each new shot (hard cuts), in order."""
-    if len(frames) < 2:
-        return []
-    signatures = [_signature(frame.image) for frame in frames]
-    distances = [_distance(a, b) for a, b in pairwise(signatures)]
-    cuts = []
-    for i, d in enumerate(distances):
-        # Adaptive: a cut stands out from its neighbours; steady motion raises them all.
-        around = distances[max(0, i - SHOT_CONTEXT) : i] + distances[i + 1 : i + 1 + SHOT_CONTEXT]
-        level = float(np.percentile(around, SHOT_LEVEL)) if around else 0.0
-        if d >= threshold and d >= SHOT_RATIO * level:
-            cuts.append(frames[i + 1].time)
-    return cuts
+    detector = ShotDetector(threshold)
+    for frame in sorted(frames, key=lambda f: f.time):
+        detector.add(frame)
+    return detector.cuts
 
 
 def shot_windows(
@@ -70,10 +89,17 @@ def shot_windows(
     threshold: float = SHOT_THRESHOLD,
 ) -> list[tuple[float, float]]:
     """[start, end) clips from shot to shot; shots shorter than min_seconds join the one before."""
+    return cut_windows(shot_boundaries(frames, threshold), duration, min_seconds)
+
+
+def cut_windows(
+    cuts: list[float], duration: float, min_seconds: float = 1.0
+) -> list[tuple[float, float]]:
+    """[start, end) clips between cut times; shots shorter than min_seconds join the one before."""
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")
     starts = [0.0]
-    for cut in shot_boundaries(frames, threshold):
+    for cut in cuts:
         if cut - starts[-1] >= min_seconds and duration - cut > 0:
             starts.append(cut)
     if len(starts) > 1 and duration - starts[-1] < min_seconds:
@@ -96,24 +122,3 @@ def assign_frames(frames: list[Frame], windows: list[tuple[float, float]]) -> li
             inside = [min(ordered, key=lambda f: (max(start - f.time, f.time - end, 0.0), f.time))]
         result.append(inside)
     return result
-
-
-def _signature(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A frame reduced to what a cut changes: a Lab colour histogram and a 32x32 grey thumbnail."""
-    # Lab, not HSV: hue is noise on grey skies and walls, and flickers between frames of a shot.
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
-    hist = cv2.calcHist([lab], [0, 1, 2], None, [4, 6, 6], [0, 256, 0, 256, 0, 256])
-    small = cv2.resize(
-        cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA
-    )
-    return hist, small.astype(np.float32) / 255.0
-
-
-def _distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
-    """0 (same picture) .. 1: mostly colour-histogram distance, partly grey-thumbnail difference."""
-    # Weights and thresholds were set on the 12 real MSVD/Kinetics clips of video_mini sampled
-    # at 2 fps (9 of 9 cuts, no false one): few clips, so treat them as a start, not a law.
-    # The thumbnail catches cuts between shots of similar colours.
-    colour = min(max(cv2.compareHist(a[0], b[0], cv2.HISTCMP_BHATTACHARYYA), 0.0), 1.0)
-    layout = float(np.mean(np.abs(a[1] - b[1])))
-    return 0.75 * colour + 0.25 * layout
