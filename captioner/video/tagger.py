@@ -27,10 +27,9 @@ from captioner.captioning.captioner import Captioner
 from captioner.captioning.search import greedy
 from captioner.data.paths import VIDEO_EXTENSIONS, display_path, expand_paths
 from captioner.data.text import Vocabulary
-from captioner.data.video import probe, sample_frames
 from captioner.data.video_labels import read_video_labels
 from captioner.encoders import DEFAULT_ENCODER
-from captioner.encoders.features import as_regions, encode_images
+from captioner.encoders.features import as_regions
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError
 from captioner.results.journal import result_writer
@@ -39,7 +38,8 @@ from captioner.video.clip_model import ClipModel
 from captioner.video.config import ClipTrainConfig, TagOptions
 from captioner.video.default_tags import combine_clip_tags, representative_frame
 from captioner.video.train import fit_clip_model, pad_clips, tag_matrix
-from captioner.video.windows import assign_frames, fixed_windows, shot_windows
+from captioner.video.frame_features import BATCH_SIZE, frame_features
+from captioner.video.windows import assign_rows, cut_windows, fixed_windows
 
 
 class VideoTagger:
@@ -104,22 +104,19 @@ class VideoTagger:
 
     def tag_video(self, path: Path, options: TagOptions) -> list[dict]:
         """The rows of one video's clips; a video that cannot be read gives one error row."""
+        kinds = ("pooled",) if self.bundle else ("pooled", "probabilities", self.captioner.feature_kind)
         try:
-            info = probe(path)
-            fps = self.fps(options)
-            frames = list(sample_frames(path, fps=fps, size=self.encoder.input_size))
+            # Decoded and encoded once per (file, fps, encoder): other clip settings reuse it.
+            video = frame_features(path, self.encoder, self.fps(options), kinds)
         except CaptionerError as exc:
             return [{"video": display_path(path), "error": str(exc).removeprefix(f"{path}: ")}]
         except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg fail in many ways on one bad file
             return [{"video": display_path(path), "error": f"cannot read ({type(exc).__name__}: {exc})"}]
-        windows = (shot_windows(frames, info.duration) if options.shots
-                   else fixed_windows(info.duration, options.clip_seconds, options.overlap))
-        kinds = ("pooled",) if self.bundle else ("pooled", "probabilities", self.captioner.feature_kind)
-        outputs = encode_images([f.image for f in frames], self.encoder, tuple(dict.fromkeys(kinds)))
-        row_of = {f.index: i for i, f in enumerate(frames)}
-        clips = [[row_of[f.index] for f in group] for group in assign_frames(frames, windows)]
-        tags, captions = (self._trained(outputs, clips, options) if self.bundle
-                          else self._default(outputs, clips, options))
+        windows = (cut_windows(video.cuts, video.duration) if options.shots
+                   else fixed_windows(video.duration, options.clip_seconds, options.overlap))
+        clips = assign_rows(video.times, windows)
+        tags, captions = (self._trained(video.features, clips, options) if self.bundle
+                          else self._default(video.features, clips, options))
         return [
             {"video": display_path(path), "clip": i, "start": round(start, 3), "end": round(end, 3),
              "tags": tag_list, "caption": caption}
@@ -127,14 +124,18 @@ class VideoTagger:
         ]
 
     def _default(self, outputs: dict, clips: list[list[int]], options: TagOptions):
-        features = as_regions(outputs[self.captioner.feature_kind])
-        frame_captions = [c.text for c in self.captioner.caption_features(features)]
+        maps = outputs[self.captioner.feature_kind]  # spatial maps: on disk, read a batch at a time
+        frame_captions = []
+        for start in range(0, len(maps), BATCH_SIZE):
+            batch = as_regions(np.asarray(maps[start : start + BATCH_SIZE], np.float32))
+            frame_captions += [c.text for c in self.captioner.caption_features(batch)]
         tags, captions = [], []
         for rows in clips:
             tags.append(combine_clip_tags(outputs["probabilities"][rows],
                                           [frame_captions[r] for r in rows], options.top_k))
-            if options.clip_caption == "frames":
-                captions.append(self.captioner.caption_views(features[rows]).text)
+            if options.clip_caption == "frames":  # this clip's maps only
+                captions.append(self.captioner.caption_views(
+                    as_regions(np.asarray(maps[rows], np.float32))).text)
             else:
                 captions.append(frame_captions[rows[representative_frame(outputs["pooled"][rows])]])
         return tags, captions
@@ -186,9 +187,8 @@ class VideoTagger:
 
 
 def clip_features(path: Path, encoder, fps: float) -> np.ndarray:
-    """Pooled features (T, D) of a whole clip's frames sampled at ``fps``."""
-    frames = list(sample_frames(path, fps=fps, size=encoder.input_size))
-    return encode_images([f.image for f in frames], encoder)["pooled"]
+    """Pooled features (T, D) of a whole clip's frames sampled at ``fps`` (cached)."""
+    return frame_features(path, encoder, fps, ("pooled",)).features["pooled"]
 
 
 __all__ = ["TagOptions", "VideoTagger", "clip_features"]

@@ -110,15 +110,21 @@ def cut_windows(
 
 def assign_frames(frames: list[Frame], windows: list[tuple[float, float]]) -> list[list[Frame]]:
     """The frames inside each [start, end) window (the last one closed); never an empty clip."""
-    ordered = sorted(frames, key=lambda f: f.time)
-    times = [f.time for f in ordered]
-    result: list[list[Frame]] = []
+    return [[frames[i] for i in rows] for rows in assign_rows([f.time for f in frames], windows)]
+
+
+def assign_rows(times, windows: list[tuple[float, float]]) -> list[list[int]]:
+    """Positions in ``times`` (frame times, seconds) of the frames inside each [start, end)
+    window (the last one closed), in time order; a window with none gets the nearest frame."""
+    order = sorted(range(len(times)), key=lambda i: times[i])
+    ordered = [float(times[i]) for i in order]
+    result: list[list[int]] = []
     for k, (start, end) in enumerate(windows):
         # Half-open, so abutting clips share no frame; the last one keeps a frame at its end.
-        stop = bisect_right(times, end) if k == len(windows) - 1 else bisect_left(times, end)
-        inside = ordered[bisect_left(times, start) : stop]
-        if not inside and ordered:
+        stop = bisect_right(ordered, end) if k == len(windows) - 1 else bisect_left(ordered, end)
+        inside = order[bisect_left(ordered, start) : stop]
+        if not inside and order:
             # An empty clip (sparse sampling) still gets the frame closest to it.
-            inside = [min(ordered, key=lambda f: (max(start - f.time, f.time - end, 0.0), f.time))]
+            inside = [min(order, key=lambda i: (max(start - times[i], times[i] - end, 0.0), times[i]))]
         result.append(inside)
     return result

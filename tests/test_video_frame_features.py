@@ -1,0 +1,197 @@
+"""One pass per video (captioner.video.frame_features): memory bounded by the queue and the
+batch whatever the length, features cached per (file, fps, encoder, kinds), and a tagger that
+re-tags with other clip settings without decoding again."""
+
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from captioner.data import video
+from captioner.data.video import write_video
+from captioner.errors import VideoError
+from captioner.video import frame_features as ff
+from captioner.video.config import TagOptions
+from captioner.video.frame_features import QUEUE_FRAMES, frame_features
+from captioner.video.tagger import VideoTagger
+
+FPS = 10
+
+
+class _Layer:
+    def __init__(self, shape):
+        self.shape = (None, *shape)
+
+
+class _Model:
+    output = {"pooled": _Layer((3,)), "probabilities": _Layer((1000,)),
+              "spatial": _Layer((2, 2, 3))}
+
+    @staticmethod
+    def get_config():
+        return {"layers": "fake"}
+
+
+class FakeEncoder:
+    """Stands in for a CNN: features are the frame's mean colour, so they can be checked."""
+
+    name, input_size, model = "fake", 16, _Model()
+
+    def __init__(self, weights_id="test:fixed", delay=0.0):
+        self.weights_id, self.delay, self.batches = weights_id, delay, []
+
+    def encode(self, images):
+        self.batches.append(len(images))
+        time.sleep(self.delay)  # a slow encoder: the decoding thread fills the queue
+        mean = images.reshape(len(images), -1, 3).mean(axis=1).astype(np.float32)
+        probabilities = np.zeros((len(images), 1000), np.float32)
+        probabilities[:, 281] = 1.0  # ImageNet's tabby cat
+        return {"pooled": mean, "probabilities": probabilities,
+                "spatial": np.repeat(mean[:, None, None, :], 4, axis=1).reshape(-1, 2, 2, 3)}
+
+
+def scenes(path: Path, seconds: int = 6, mark: int = 0) -> Path:
+    """Two shots of flat colour with a moving square: grey for half the time, then blue.
+    ``mark`` makes the bytes (the cache key) differ from another test's clip."""
+    frames = []
+    for i in range(seconds * FPS):
+        frame = np.full((32, 32, 3), (120, 120, 120) if i < seconds * FPS // 2 else (20, 40, 200),
+                        np.uint8)
+        frame[8:16, i % 20 : i % 20 + 8] = 250
+        frame[24:, :8] = mark
+        frames.append(frame)
+    return write_video(path, frames, FPS)
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return scenes(tmp_path / "scenes.avi")
+
+
+def test_memory_holds_a_bounded_number_of_frames_whatever_the_length(tmp_path, monkeypatch):
+    long_clip = write_video(tmp_path / "long.avi",
+                            [np.full((24, 24, 3), i % 250, np.uint8) for i in range(600)], 50)
+    live, peak = [0], [0]
+
+    def gone():
+        live[0] -= 1
+
+    class CountingFrames(video.VideoFrames):
+        """Counts the decoded frames alive anywhere (queue, batch, thread) at every moment."""
+
+        def __iter__(self):
+            for frame in super().__iter__():
+                live[0] += 1
+                peak[0] = max(peak[0], live[0])
+                weakref.finalize(frame, gone)
+                yield frame
+
+    monkeypatch.setattr(ff, "VideoFrames", CountingFrames)
+    encoder = FakeEncoder(delay=0.002)
+    result = frame_features(long_clip, encoder, fps=50, kinds=("pooled", "spatial"), batch_size=4)
+    assert len(result.indices) == 600 and sum(encoder.batches) == 600
+    assert max(encoder.batches) == 4
+    assert peak[0] <= QUEUE_FRAMES + 4 + 2, f"{peak[0]} frames held at once"
+    assert peak[0] > 4  # the queue was used: decoding ran ahead of the encoder
+    assert isinstance(result.features["spatial"], np.memmap)  # the maps stay on disk
+    assert result.features["pooled"][:, 0] == pytest.approx(np.arange(600) % 250, abs=3)
+
+
+def test_second_pass_reads_the_cache_and_decodes_nothing(clip, monkeypatch):
+    encoder = FakeEncoder()
+    kinds = ("pooled", "probabilities", "spatial")
+    first = frame_features(clip, encoder, fps=2, kinds=kinds)
+    assert first.duration == pytest.approx(6.0) and first.cuts == pytest.approx([3.0])
+    assert first.times.tolist() == pytest.approx([k / 2 for k in range(12)])
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(ff, "VideoFrames", no_decoding)
+    again = frame_features(clip, encoder, fps=2, kinds=kinds)
+    assert again.folder == first.folder and len(encoder.batches) == 1
+    assert again.indices.tolist() == first.indices.tolist()
+    assert again.times.tolist() == first.times.tolist()
+    assert (again.duration, again.cuts) == (first.duration, first.cuts)
+    for kind in kinds:
+        np.testing.assert_array_equal(np.asarray(again.features[kind]), first.features[kind])
+    with pytest.raises(AssertionError, match="decoded again"):  # another rate: a new entry
+        frame_features(clip, encoder, fps=1, kinds=kinds)
+
+
+def test_random_weights_are_never_cached(clip, session_cache):
+    encoder = FakeEncoder(weights_id="random")
+    a = frame_features(clip, encoder, fps=1, kinds=("pooled",))
+    b = frame_features(clip, encoder, fps=1, kinds=("pooled",))
+    assert len(encoder.batches) == 2 and a.folder != b.folder
+    assert session_cache not in a.folder.parents
+
+
+def test_bad_files_and_decoding_failures_raise_and_leave_no_entry(clip, tmp_path, monkeypatch):
+    with pytest.raises(VideoError, match="no such file") as caught:
+        frame_features(tmp_path / "missing.mp4", FakeEncoder(), fps=1)
+    assert str(tmp_path / "missing.mp4") in str(caught.value)
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video\n" * 100)
+    with pytest.raises(VideoError, match="cannot open as a video"):
+        frame_features(text, FakeEncoder(), fps=1)
+
+    class Failing(video.VideoFrames):
+        def __iter__(self):
+            yield from list(super().__iter__())[:3]
+            raise VideoError(f"{self.path}: simulated failure mid-stream")
+
+    monkeypatch.setattr(ff, "VideoFrames", Failing)
+    with pytest.raises(VideoError, match="simulated"):
+        frame_features(clip, FakeEncoder(), fps=2, batch_size=2)
+    entry = ff._entry(clip, FakeEncoder(), 2, ("pooled",))
+    assert not entry.exists()  # neither the entry nor its half-written temporary folder
+    assert not list(entry.parent.glob(f".{entry.name}.*"))
+
+
+@dataclass
+class _Caption:
+    text: str
+
+
+class FakeCaptioner:
+    """What VideoTagger asks of an image captioner, answering from the fake features."""
+
+    card = {"encoder": "fake", "decoding": {}}
+    feature_kind = "spatial"
+
+    def __init__(self):
+        self.encoder = FakeEncoder()
+
+    def caption_features(self, regions):
+        return [_Caption("a cat on a grey mat" if r.mean() > 100 else "a cat in the blue sea")
+                for r in regions]
+
+    def caption_views(self, regions):
+        return _Caption(f"a cat seen {len(regions)} times")
+
+
+def test_retagging_with_other_clip_settings_does_not_decode(tmp_path, monkeypatch):
+    clip = scenes(tmp_path / "own.avi", mark=60)
+    tagger = VideoTagger(captioner=FakeCaptioner())
+    first = tagger.tag_video(clip, TagOptions(clip_seconds=3, fps=2))
+    assert [(r["start"], r["end"]) for r in first] == [(0, 3), (3, 6)]
+    assert [r["caption"] for r in first] == ["a cat on a grey mat", "a cat in the blue sea"]
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(ff, "VideoFrames", no_decoding)
+    for options in (TagOptions(clip_seconds=2, overlap=1, fps=2, top_k=2),
+                    TagOptions(shots=True, fps=2, clip_caption="frames"),
+                    TagOptions(clip_seconds=6, fps=2, top_k=1)):
+        rows = tagger.tag_video(clip, options)
+        assert all("error" not in r for r in rows), rows
+        assert all(len(r["tags"]) <= options.top_k for r in rows)
+    shots = tagger.tag_video(clip, TagOptions(shots=True, fps=2, clip_caption="frames"))
+    assert [(r["start"], r["end"], r["caption"]) for r in shots] == [
+        (0, 3, "a cat seen 6 times"), (3, 6, "a cat seen 6 times")]
+    assert len(tagger.encoder.batches) == 1  # one batch of 12 frames, encoded once
