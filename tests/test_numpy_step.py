@@ -48,3 +48,26 @@ def test_searches_over_the_numpy_step_write_the_keras_captions():
         quick, keras_made = search(fast, VOCAB, features), search(slow, VOCAB, features)
         assert [c.text for c in quick] == [c.text for c in keras_made]
         assert [c.score for c in quick] == pytest.approx([c.score for c in keras_made], abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["show_tell", "attention"])
+def test_finished_images_leave_the_batch_without_changing_any_caption(kind, monkeypatch):
+    from captioner.captioning import search
+
+    decoder, shape = _decoder(kind, seed=6)
+    bias = np.asarray(decoder.logits.bias).copy()
+    bias[Vocabulary.END_ID] += 2.0 if kind == "show_tell" else 1.0  # captions of 1 to 12 words
+    decoder.logits.bias.assign(bias)
+    fast = numpy_decoder(decoder)
+    features = np.random.default_rng(7).random((12, *shape), dtype="float32")
+    shrunk = []
+    take = search._take
+    monkeypatch.setattr(search, "_take", lambda states, rows: shrunk.append(len(rows)) or take(states, rows))
+    for run in (lambda f: greedy(fast, VOCAB, f, max_length=12),
+                lambda f: beam_search(fast, VOCAB, f, width=3, max_length=12)):
+        together = run(features)
+        assert shrunk, "no image finished early: the batch was never made smaller"
+        shrunk.clear()
+        alone = [run(features[i : i + 1])[0] for i in range(len(features))]
+        assert [c.text for c in together] == [c.text for c in alone]
+        assert [c.score for c in together] == pytest.approx([c.score for c in alone], abs=1e-5)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from captioner.captioning.config import TrainConfig
-from captioner.captioning.search import beam_search, greedy
+from captioner.captioning.search import PROBE_WORDS, _best, beam_search, greedy
 from captioner.captioning.train import build_decoder
 from captioner.data.text import Vocabulary
 
@@ -153,3 +153,21 @@ def test_an_unsatisfiable_constraint_falls_back_to_the_free_caption(tiny):
                         constraints=[_ids(vocab, "red"), _ids(vocab, "blue")])
     assert [c.text for c in stuck] == [c.text for c in free]
     assert [c.score for c in stuck] == [c.score for c in free]
+
+
+@pytest.mark.parametrize("size", [7, PROBE_WORDS + 300])
+def test_best_candidates_equal_a_full_sort_with_ties_and_dead_rows(size):
+    rng = np.random.default_rng(size)
+    candidates = rng.integers(-40, 0, size=(5, 3, size)).astype("float32")  # many ties
+    candidates[0, 1:] = -np.inf  # dead hypotheses
+    candidates[1] = -np.inf  # an image with no candidate at all
+    candidates[2, :, : min(size, PROBE_WORDS)] = -np.inf  # nothing among the probed words
+    candidates[2, 0, -1] = 5.0
+    candidates[3, 2, -3:] = 9.0  # the best words lie beyond the probed ones
+    for count in (1, 6):
+        value, flat = _best(candidates, count)
+        for image in range(5):
+            row = candidates[image].ravel()
+            expected = sorted((-v, i) for i, v in enumerate(row) if np.isfinite(v))[:count]
+            got = [(-v, i) for v, i in zip(value[image], flat[image]) if np.isfinite(v)]
+            assert got == [(float(v), i) for v, i in expected]

@@ -16,6 +16,7 @@ from captioner.data.text import Vocabulary, tokenize
 from captioner.topk import top_k_indices
 
 DEFAULT_MAX_LENGTH = 20
+PROBE_WORDS = 256  # per row, the words whose values bound the row's best from below (see _best)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def greedy_ids(decoder: CaptionDecoder, features: np.ndarray,
     return _walk(decoder, features, _most_likely, max_length)[0]
 
 
-def _most_likely(logp: np.ndarray) -> np.ndarray:
+def _most_likely(logp: np.ndarray, _ids: np.ndarray) -> np.ndarray:
     return logp.argmax(-1)
 
 
@@ -63,34 +64,49 @@ def sample(decoder: CaptionDecoder, features: np.ndarray, rng: np.random.Generat
     """Captions drawn word by word from the decoder's distribution: token ids (N, max_length),
     ``<end>`` included, then padding (self-critical training learns from these)."""
 
-    def draw(logp):
+    def draw(logp, ids):
         probs = np.exp(logp - logp.max(-1, keepdims=True))
         cumulative = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)
-        return (cumulative < rng.random((len(logp), 1))).sum(-1).clip(0, logp.shape[1] - 1)
+        chance = rng.random((len(features), 1))[ids]  # one per image, finished or not: a seed
+        return (cumulative < chance).sum(-1).clip(0, logp.shape[1] - 1)  # draws the same words
 
     return _walk(decoder, features, draw, max_length)[0]
 
 
 def _walk(decoder, features: np.ndarray, choose, max_length: int):
-    """Run the decoder word by word, ``choose`` picking each next word from the log-probabilities;
-    returns the words (N, max_length) padded after ``<end>``, total log-probabilities, lengths."""
+    """Run the decoder word by word, ``choose(logp, ids)`` picking each next word from the
+    log-probabilities of the images ``ids`` still in the states; returns the words (N, max_length) padded after ``<end>``, total log-probabilities, lengths."""
     n = len(features)
     states = _initial(decoder, features)
+    ids = np.arange(n)  # the images whose rows the states hold, in order
     tokens = np.full(n, Vocabulary.START_ID)
-    words = np.zeros((n, max_length), dtype=int)
+    words = np.full((n, max_length), Vocabulary.PAD_ID)
     total = np.zeros(n)
     length = np.zeros(n, dtype=int)
     alive = np.ones(n, dtype=bool)
     for t in range(max_length):
         logp, states = _step(decoder, tokens, states)
-        tokens = choose(logp)
-        total += np.where(alive, logp[np.arange(n), tokens], 0.0)
-        length += alive
-        words[:, t] = np.where(alive, tokens, Vocabulary.PAD_ID)
+        tokens = choose(logp, ids)
+        total[ids] += np.where(alive, logp[np.arange(len(ids)), tokens], 0.0)
+        length[ids] += alive
+        words[ids[alive], t] = tokens[alive]
         alive &= tokens != Vocabulary.END_ID
         if not alive.any():
             break
+        if _worth_shrinking(alive):
+            states, ids, tokens, alive = _take(states, alive), ids[alive], tokens[alive], alive[alive]
     return words, total, length
+
+
+def _worth_shrinking(active: np.ndarray) -> bool:
+    """Whether to drop the rows of finished images from the states: once a quarter of them are
+    done, as copying the states (an attention map is large) costs about as much as a step."""
+    return active.sum() <= 0.75 * len(active)
+
+
+def _take(states: list, rows: np.ndarray) -> list:
+    """The states of these rows (a boolean mask or indices), fixed ones included."""
+    return [np.asarray(s)[rows] for s in states]
 
 
 def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray, width: int = 3,
@@ -123,40 +139,42 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     scores[:, 0, 0] = 0.0  # all beams start identical, in state 0: expand only one
     seqs = np.zeros((n, m, k, 0), dtype=int)
     finished: list[list[tuple[float, float, int, list[int]]]] = [[] for _ in range(n)]
+    ids = np.arange(n)  # the images whose hypotheses the arrays below hold, in order
     active = np.ones(n, dtype=bool)
-    rows = np.arange(n)[:, None, None]
     for length in range(1, max_length + 1):
         logp, states = _step(decoder, tokens, states)
-        totals = scores[..., None] + logp.reshape(n, m, k, size)
-        origin = np.zeros((n, m, k), dtype=int)  # flat (source state, beam) of each new one
-        word = np.full((n, m, k), Vocabulary.PAD_ID)
-        live = np.full((n, m, k), -np.inf)
+        totals = scores[..., None] + logp.reshape(len(ids), m, k, size)
+        origin = np.zeros(scores.shape, dtype=int)  # flat (source state, beam) of each new one
+        word = np.full(scores.shape, Vocabulary.PAD_ID)
+        live = np.full(scores.shape, -np.inf)
+        alive = np.flatnonzero(active)
         for target in range(m):
             # A word from state s leads to s | meets[word]: keep the candidates landing here.
             lands = (np.arange(m)[:, None] | meets[None, :]) == target  # (source, word)
-            kept_here = totals if lands.all() else np.where(lands[None, :, None, :], totals, -np.inf)
-            candidates = kept_here.reshape(n, m * k * size)
-            for i in np.flatnonzero(active):
-                # 2k candidates: even if k of them end here, k remain to carry on.
-                kept = 0
-                for c in top_k_indices(candidates[i], 2 * k):
-                    total = float(candidates[i, c])
-                    if not np.isfinite(total) or kept == k:
-                        break
-                    beam, w = divmod(int(c), size)
-                    if w == Vocabulary.END_ID:
-                        if target == goal:
-                            source, b = divmod(beam, k)
-                            ending = (total / length**length_penalty, total, length,
-                                      [*seqs[i, source, b], w])
-                            finished[i] = sorted([*finished[i], ending], key=lambda f: -f[0])[:k]
-                    else:
-                        origin[i, target, kept], word[i, target, kept] = beam, w
-                        live[i, target, kept] = total
-                        kept += 1
-        for i in np.flatnonzero(active):
-            active[i] = not _settled(finished[i], live[i].ravel(), k, length, max_length,
+            here = totals[alive]
+            if not lands.all():
+                here = np.where(lands[None, :, None, :], here, -np.inf)
+            # 2k candidates per image: even if k of them end here, k remain to carry on.
+            value, flat = _best(here.reshape(len(alive), m * k, size), 2 * k)
+            beam, w = np.divmod(flat, size)
+            finite, ends = np.isfinite(value), w == Vocabulary.END_ID
+            carries = finite & ~ends
+            before = np.cumsum(carries, axis=1) - carries  # carried candidates ranked above
+            seen = finite & (before < k)  # what a walk down the ranking takes before k carry on
+            a, at = np.nonzero(seen & carries)
+            slot = (alive[a], target, before[a, at])
+            origin[slot], word[slot], live[slot] = beam[a, at], w[a, at], value[a, at]
+            if target == goal:
+                for a, at in zip(*np.nonzero(seen & ends)):
+                    i, (source, b) = alive[a], divmod(int(beam[a, at]), k)
+                    ending = (float(value[a, at]) / length**length_penalty, float(value[a, at]), length,
+                              [*seqs[i, source, b], int(w[a, at])])
+                    done = finished[ids[i]]
+                    done[:] = sorted([*done, ending], key=lambda f: -f[0])[:k]
+        for i in alive:
+            active[i] = not _settled(finished[ids[i]], live[i].ravel(), k, length, max_length,
                                      length_penalty)
+        rows = np.arange(len(ids))[:, None, None]
         source, beam = np.divmod(origin, k)
         seqs = np.concatenate([seqs[rows, source, beam], word[..., None]], axis=3)
         flat = ((rows * m + source) * k + beam).reshape(-1)
@@ -167,10 +185,14 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
         scores = np.where(active[:, None, None], live, -np.inf)
         if not active.any():
             break
+        if _worth_shrinking(active):  # settled images leave the arrays
+            states = _take(states, np.repeat(active, m * k))
+            ids, tokens, scores, seqs = ids[active], word[active].reshape(-1), scores[active], seqs[active]
+            active = active[active]
     for i in np.flatnonzero(active):  # out of words: the live ones end here, unfinished
         for j in np.flatnonzero(np.isfinite(scores[i, goal])):
             total, length = float(scores[i, goal, j]), seqs.shape[3]
-            finished[i].append((total / length**length_penalty, total, length, list(seqs[i, goal, j])))
+            finished[ids[i]].append((total / length**length_penalty, total, length, list(seqs[i, goal, j])))
     captions = [None] * n
     for i, ends in enumerate(finished):
         if ends:
@@ -182,6 +204,31 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
         for i, caption in zip(unmet, free):
             captions[i] = caption
     return captions
+
+
+def _best(candidates: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` best of each image's (hypotheses, words) candidates, best first (equal
+    values in index order): values and flat indices, (images, count) each; -inf where an image
+    has fewer finite candidates.
+
+    Partitioning every row costs more than the decoder's step for show-and-tell, so a row's
+    ``count``-th best value among its first words (the frequent ones: ids follow frequency) bounds
+    its ``count``-th best from below; the few values above that bound are all that gets sorted."""
+    images, rows, size = candidates.shape
+    probe = min(size, PROBE_WORDS)
+    first = candidates[..., :probe]
+    floor = -np.partition(-first, count - 1, axis=-1)[..., count - 1 : count] if count <= probe \
+        else np.full((images, rows, 1), -np.inf, candidates.dtype)
+    image, flat = np.nonzero(((candidates >= floor) & (candidates > -np.inf)).reshape(images, -1))
+    value = candidates.reshape(images, -1)[image, flat]
+    order = np.lexsort((flat, -value, image))  # by image, then best first
+    image, flat, value = image[order], flat[order], value[order]
+    rank = np.arange(len(image)) - np.searchsorted(image, image)  # place within its image
+    keep = rank < count
+    best = np.full((images, count), -np.inf, candidates.dtype)
+    where = np.zeros((images, count), dtype=np.intp)
+    best[image[keep], rank[keep]], where[image[keep], rank[keep]] = value[keep], flat[keep]
+    return best, where
 
 
 def _settled(finished: list, live: np.ndarray, k: int, length: int, max_length: int,
