@@ -128,10 +128,12 @@ class AttentionStep(_Step):
     def attend(self, h: np.ndarray, maps: np.ndarray, projected: np.ndarray):
         """Attention weights (B, R) and the gated context (B, D), as the Keras ``attend``."""
         (ks, bs), (kw, bw), (kg, bg) = self.state_projection, self.score, self.gate
-        scores = (np.tanh(projected + (h @ ks + bs)[:, None]) @ kw)[..., 0] + bw[0]
+        hidden = projected + (h @ ks + bs)[:, None]  # (B, R, A): the step's largest array,
+        np.tanh(hidden, out=hidden)  # so made once, and scored as one matrix-vector product
+        scores = (hidden.reshape(-1, hidden.shape[-1]) @ kw[:, 0]).reshape(hidden.shape[:2]) + bw[0]
         alpha = np.exp(scores - scores.max(-1, keepdims=True))
         alpha /= alpha.sum(-1, keepdims=True)
-        context = (alpha[:, None, :] @ maps)[:, 0]
+        context = np.einsum("br,brd->bd", alpha, maps)
         return alpha, _sigmoid(h @ kg + bg) * context
 
     def step(self, tokens, states):
