@@ -195,3 +195,34 @@ def test_retagging_with_other_clip_settings_does_not_decode(tmp_path, monkeypatc
     assert [(r["start"], r["end"], r["caption"]) for r in shots] == [
         (0, 3, "a cat seen 6 times"), (3, 6, "a cat seen 6 times")]
     assert sum(tagger.encoder.batches) == 12  # the 12 frames, encoded once
+
+
+def test_the_next_video_decodes_while_this_one_is_captioned(tmp_path, monkeypatch):
+    from captioner.video import tagger as tagger_module
+
+    videos = [scenes(tmp_path / f"v{i}.avi", seconds=2, mark=100 + i) for i in range(3)]
+    events = []
+    real = tagger_module.frame_features
+
+    def recorded(path, *args, **kwargs):
+        events.append(("features", Path(path).name, time.perf_counter()))
+        return real(path, *args, **kwargs)
+
+    class SlowCaptioner(FakeCaptioner):
+        def caption_features(self, regions):
+            start = time.perf_counter()
+            time.sleep(0.3)
+            events.append(("captioned", None, start))
+            return super().caption_features(regions)
+
+    monkeypatch.setattr(tagger_module, "frame_features", recorded)
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"RIFF not really")
+    rows = VideoTagger(captioner=SlowCaptioner()).tag([*videos, broken], TagOptions(fps=2),
+                                                    progress=False)
+    assert [r["video"] for r in rows if "error" not in r] == [str(v) for v in videos]
+    assert any("error" in r and r["video"] == str(broken) for r in rows)
+    started = {name: t for kind, name, t in events if kind == "features"}
+    captioning = [t for kind, _, t in events if kind == "captioned"]
+    # v1's features were under way before v0's captioning (0.3 s) was over, and so on.
+    assert started["v1.avi"] < captioning[0] + 0.3 and started["v2.avi"] < captioning[1] + 0.3

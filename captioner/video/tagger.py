@@ -9,6 +9,7 @@ features, see captioner.video.clip_model).
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,8 +39,12 @@ from captioner.video.clip_model import ClipModel
 from captioner.video.config import ClipTrainConfig, TagOptions
 from captioner.video.default_tags import combine_clip_tags, representative_frame
 from captioner.video.train import fit_clip_model, pad_clips, tag_matrix
-from captioner.video.frame_features import BATCH_SIZE, frame_features
+from captioner.video.frame_features import FrameFeatures, frame_features
 from captioner.video.windows import assign_rows, cut_windows, fixed_windows
+
+# Frames captioned per call: few calls (each sets the search up anew), and at most 16 MB of
+# Lite0 maps in memory at once.
+CAPTION_BATCH = 64
 
 
 class VideoTagger:
@@ -97,21 +102,37 @@ class VideoTagger:
                            overwrite=overwrite) as writer:
             writer.add([{"video": display_path(p), "error": reason} for p, reason in problems
                         if not writer.done(p)])
-            for path in tqdm(files, desc="tagging", unit="video", disable=not progress):
-                if not writer.done(path):
-                    writer.add(self.tag_video(path, options))
+            todo = [p for p in files if not writer.done(p)]
+            # One video ahead: the next one decodes and encodes while this one is captioned.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="captioner-next") as pool:
+                ahead = pool.submit(self._features, todo[0], options) if todo else None
+                for i, path in enumerate(tqdm(todo, desc="tagging", unit="video",
+                                              disable=not progress)):
+                    video = ahead.result()
+                    ahead = (pool.submit(self._features, todo[i + 1], options)
+                             if i + 1 < len(todo) else None)
+                    writer.add(self._rows(path, video, options))
             return writer.rows
 
     def tag_video(self, path: Path, options: TagOptions) -> list[dict]:
         """The rows of one video's clips; a video that cannot be read gives one error row."""
+        return self._rows(path, self._features(path, options), options)
+
+    def _features(self, path: Path, options: TagOptions) -> FrameFeatures | str:
+        """The video's frame features, or why it cannot be read."""
         kinds = ("pooled",) if self.bundle else ("pooled", "probabilities", self.captioner.feature_kind)
         try:
             # Decoded and encoded once per (file, fps, encoder): other clip settings reuse it.
-            video = frame_features(path, self.encoder, self.fps(options), kinds)
+            return frame_features(path, self.encoder, self.fps(options), kinds)
         except CaptionerError as exc:
-            return [{"video": display_path(path), "error": str(exc).removeprefix(f"{path}: ")}]
+            return str(exc).removeprefix(f"{path}: ")
         except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg fail in many ways on one bad file
-            return [{"video": display_path(path), "error": f"cannot read ({type(exc).__name__}: {exc})"}]
+            return f"cannot read ({type(exc).__name__}: {exc})"
+
+    def _rows(self, path: Path, video: FrameFeatures | str, options: TagOptions) -> list[dict]:
+        """One row per clip of a video from its frame features, or its error row."""
+        if isinstance(video, str):
+            return [{"video": display_path(path), "error": video}]
         windows = (cut_windows(video.cuts, video.duration) if options.shots
                    else fixed_windows(video.duration, options.clip_seconds, options.overlap))
         clips = assign_rows(video.times, windows)
@@ -126,8 +147,8 @@ class VideoTagger:
     def _default(self, outputs: dict, clips: list[list[int]], options: TagOptions):
         maps = outputs[self.captioner.feature_kind]  # spatial maps: on disk, read a batch at a time
         frame_captions = []
-        for start in range(0, len(maps), BATCH_SIZE):
-            batch = as_regions(np.asarray(maps[start : start + BATCH_SIZE], np.float32))
+        for start in range(0, len(maps), CAPTION_BATCH):
+            batch = as_regions(np.asarray(maps[start : start + CAPTION_BATCH], np.float32))
             frame_captions += [c.text for c in self.captioner.caption_features(batch)]
         tags, captions = [], []
         for rows in clips:
