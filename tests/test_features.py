@@ -7,7 +7,7 @@ from captioner.encoders.features import FeatureCache, extract_features
 def _count_calls(encoder, monkeypatch):
     calls = []
     real = encoder.encode
-    monkeypatch.setattr(encoder, "encode", lambda batch: calls.append(len(batch)) or real(batch))
+    monkeypatch.setattr(encoder, "encode", lambda batch, kinds=None: calls.append(len(batch)) or real(batch, kinds))
     return calls
 
 
@@ -118,3 +118,28 @@ def test_spatial_maps_go_to_a_float16_memory_map_reused_on_the_next_call(tmp_pat
     again = feature_matrix(paths, lite0, "spatial", progress=False)
     assert calls == [] and again.paths == result.paths
     np.testing.assert_array_equal(again.features["spatial"], maps)
+
+
+def test_each_file_is_read_once_and_decoded_from_those_bytes(tmp_path, lite0, sample_photos, monkeypatch):
+    """The cache's hash and the decoder share one read; a cache hit is never decoded."""
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from captioner.encoders import features
+
+    reads, opened = [], []
+    read_bytes, image_open = Path.read_bytes, Image.open
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: opened.append(fp) or image_open(fp, *a, **k))
+    monkeypatch.setattr(features, "file_digest", lambda path: (_ for _ in ()).throw(AssertionError(path)))
+    cache = FeatureCache(lite0, tmp_path / "cache")
+    first = extract_features(sample_photos, lite0, cache=cache, progress=False)
+    photos = set(sample_photos)
+    assert sorted(r for r in reads if r in photos) == sorted(sample_photos)  # each one once
+    assert len(opened) == len(sample_photos) and all(isinstance(f, io.BytesIO) for f in opened)
+    reads.clear(), opened.clear()
+    again = extract_features(sample_photos, lite0, cache=cache, progress=False)
+    assert sorted(r for r in reads if r in photos) == sorted(sample_photos) and opened == []
+    np.testing.assert_array_equal(first.features["pooled"], again.features["pooled"])

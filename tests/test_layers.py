@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "captioner"
-BASE = {"errors", "files", "checks", "topk"}
+BASE = {"errors", "files", "checks", "topk", "machine"}
 RANKS = {"base": 0, "data": 1, "encoders": 2, "evaluation": 2, "results": 2, "captioning": 3,
          "video": 4, "faces": 5}
 

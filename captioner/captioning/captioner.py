@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ from captioner.data.paths import display_path
 from captioner.data.text import Vocabulary
 from captioner.encoders import DEFAULT_ENCODER
 from captioner.encoders.basic_words import basic_tags
-from captioner.encoders.features import as_regions, extract_features, item_name
+from captioner.encoders.features import as_regions, extract_features, item_name, iter_features
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError, ImageError
 from captioner.evaluation.captions import evaluate_captions
@@ -38,6 +40,7 @@ from captioner.results.journal import ResultWriter, result_writer
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
 MAX_BEAM = 50
 CAPTION_BATCH = 256  # images decoded at once: memory-mapped maps are read a batch at a time
+ENCODE_BATCH = 32  # images per encoder call: the fastest of 8, 16, 32 and 64 here
 TAG_COUNT = 5  # basic-level words per image row, from the encoder's ImageNet classes
 
 
@@ -226,43 +229,67 @@ class Captioner:
             writer.add([{"image": display_path(p), "error": reason} for p, reason in problems
                         if not writer.done(p)])
             todo = [item for item in items if not (isinstance(item, Path) and writer.done(item))]
-            for start in range(0, len(todo), chunk):
-                rows = self.caption_items(todo[start : start + chunk], settings["beam"], progress,
-                                          attention=attention is not False,
-                                          guided=settings["guided"],
-                                          guide_threshold=settings["guide_threshold"])
+            for done, rows in self._caption_stream(todo, settings["beam"], progress,
+                                                   attention is not False, settings["guided"],
+                                                   settings["guide_threshold"], chunk):
                 if folder is not None:
-                    self._draw_attention(todo[start : start + chunk], rows, folder)
+                    self._draw_attention(done, rows, folder)
                 writer.add(rows)
             return writer.rows
 
     def caption_items(self, items: list, beam: int | None = None, progress: bool = True,
                       attention: bool = False, guided: bool | None = None,
                       guide_threshold: float | None = None) -> list[dict]:
-        """Caption exactly these files or in-memory images, in order (the batch step of ``caption``)."""
-        named = self.encoder.has_classifier
-        kinds = (self.feature_kind, "probabilities") if named else (self.feature_kind,)
-        result = extract_features(items, self.encoder, kinds=kinds, progress=progress)
-        features = self._features(result)
-        tags = basic_tags(result.features["probabilities"], TAG_COUNT) if named else None
+        """Caption exactly these files or in-memory images, in order (``caption`` without the
+        gathering of paths and the output file)."""
+        stream = self._caption_stream(items, beam, progress, attention, guided, guide_threshold)
+        return [row for _, rows in stream for row in rows]
+
+    def _caption_stream(self, items: list, beam, progress: bool, attention: bool, guided,
+                        guide_threshold, chunk: int = CAPTION_BATCH):
+        """Yield (items, rows) in input order, about ``chunk`` images at a time, from one input
+        pipeline and one progress bar for the whole run. Each chunk is captioned in a second
+        thread while the encoder goes on with the next (both release the GIL)."""
+        kinds = (self.feature_kind, "probabilities") if self.encoder.has_classifier else (self.feature_kind,)
+        errors: dict[int, str] = {}
+        stream = iter_features(items, self.encoder, kinds, ENCODE_BATCH, True, progress, errors)
+        with ThreadPoolExecutor(max_workers=1) as captioning:
+            waiting, start, found = None, 0, {}
+            for i, features in itertools.chain(stream, [(len(items), None)]):
+                if features is not None:
+                    found[i] = features
+                    if len(found) < chunk:
+                        continue
+                end = i + 1 if features is not None else len(items)
+                job = captioning.submit(self._rows, items[start:end], start, found, errors, beam,
+                                        attention, guided, guide_threshold)
+                if waiting is not None:
+                    yield waiting.result()
+                waiting, start, found = job, end, {}
+            if waiting is not None:
+                yield waiting.result()
+
+    def _rows(self, items: list, offset: int, found: dict[int, dict], errors: dict[int, str], beam,
+              attention: bool, guided, guide_threshold) -> tuple[list, list[dict]]:
+        """The rows of ``items`` (numbered from ``offset``): captions of the ``found`` features,
+        the others' ``errors``."""
+        rows = [{"image": item_name(item), "error": errors.get(offset + n)} for n, item in enumerate(items)]
+        if not found:
+            return items, rows
+        features = as_regions(np.stack([f[self.feature_kind] for f in found.values()]))
+        tags = basic_tags(np.stack([f["probabilities"] for f in found.values()]), TAG_COUNT) \
+            if self.encoder.has_classifier else None
         captions = self.caption_tagged(features, tags, beam, guided, guide_threshold)
         weights = self.attention_weights(features, [c.text for c in captions]) if attention else None
-        found = {p: i for i, p in enumerate(result.paths)}
-        errors = dict(result.errors)
-        rows = []
-        for item in items:
-            if item not in found:
-                rows.append({"image": item_name(item), "error": errors[item]})
-                continue
-            i = found[item]
-            row = {"image": item_name(item), "caption": captions[i].text,
-                   "score": round(captions[i].score, 4)}
+        for j, i in enumerate(found):
+            row = {"image": rows[i - offset]["image"], "caption": captions[j].text,
+                   "score": round(captions[j].score, 4)}
             if tags is not None:
-                row["tags"] = tags[i]
+                row["tags"] = tags[j]
             if weights is not None:
-                row["attention"] = np.round(weights[i], 4).tolist()
-            rows.append(row)
-        return rows
+                row["attention"] = np.round(weights[j], 4).tolist()
+            rows[i - offset] = row
+        return items, rows
 
     def attention_weights(self, features: np.ndarray, captions: list[str]) -> list[np.ndarray]:
         """For each caption, its words' attention over the regions: (words, regions) arrays."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -22,20 +23,23 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
 DEFAULT_MAX_PIXELS = 90_000_000
 
 
-def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, size: int | None = None) -> np.ndarray:
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, size: int | None = None,
+               data: bytes | None = None) -> np.ndarray:
     """Read an image file into an (H, W, 3) uint8 RGB array, upright as its EXIF says.
 
     With ``size`` (the encoder's input side) a large image is decoded at reduced scale, never
     below ``size`` on either side: JPEG by DCT scaling (``draft``), other formats reduced by a
     whole factor right after decoding, before any copy, so memory stays near one decode.
+    ``data``: the file's bytes, when the caller has read them already (to hash them): they are
+    decoded and the file is not read again.
     """
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    if (path.stat().st_size if data is None else len(data)) == 0:
         raise ImageError(f"{path}: file is empty")
     try:
-        with Image.open(path) as img:
+        with Image.open(path if data is None else io.BytesIO(data)) as img:
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageError(

@@ -41,12 +41,14 @@ class Encoder:
         """Whether the encoder also gives ImageNet class probabilities."""
         return "probabilities" in self.model.output
 
-    def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Run a batch of (N, S, S, 3) RGB images through the CNN; returns the output dict."""
+    def encode(self, images: np.ndarray, kinds: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """Run a batch of (N, S, S, 3) RGB images through the CNN; returns the outputs named in
+        ``kinds`` (all when None: a 7x7 map not asked for is not copied out)."""
         batch = np.asarray(images, dtype=np.float32)
         if self.runner is not None:
-            return self.runner(batch)
-        return {k: np.asarray(v) for k, v in self.model.predict_on_batch(batch).items()}
+            return self.runner(batch, kinds)
+        return {k: np.asarray(v) for k, v in self.model.predict_on_batch(batch).items()
+                if kinds is None or k in kinds}
 
 
 def code_digest(*files: str) -> str:

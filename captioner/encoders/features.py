@@ -25,6 +25,7 @@ from captioner.data.paths import display_path
 from captioner.encoders.base import Encoder, code_digest
 from captioner.errors import CaptionerError
 from captioner.files import atomic_path, atomic_write_text, cache_dir, file_digest
+from captioner.machine import cores
 
 
 @dataclass
@@ -165,9 +166,12 @@ def _digest_or_none(path: Path) -> str | None:
 def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_size: int,
                   cache: FeatureCache | bool, progress: bool, errors: dict[int, str],
                   known_digests: list[str | None] | None = None):
-    """Yield (index, {kind: feature}) for every image that can be read, one at a time: cache hits
-    first (read lazily), then freshly encoded batches. Failures go to ``errors``.
-    ``known_digests``: the files' hashes when the caller has them already (None: unreadable)."""
+    """Yield (index, {kind: feature}) for every image that can be read, in input order, from one
+    input pipeline with one progress bar. Failures go to ``errors``.
+
+    Each file is read once: its bytes are hashed for the cache and, only when the cache lacks
+    its features, decoded from those same bytes. ``known_digests``: the files' hashes when the
+    caller has them already (None: unreadable)."""
     unknown = set(kinds) - set(encoder.model.output)
     if unknown:
         raise CaptionerError(
@@ -177,87 +181,94 @@ def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_s
         store = FeatureCache(encoder) if cacheable(encoder) else None
     else:
         store = cache or None
-    digests: dict[int, str | None] = {}
-    hits: list[int] = []
-    for i, path in enumerate(paths):
-        if isinstance(path, InMemoryImage):
-            digests[i] = None
-            continue
-        try:
-            if known_digests is not None and known_digests[i] is None:
-                file_digest(path)  # raises the reason it cannot be read
-            digests[i] = known_digests[i] if known_digests is not None else file_digest(path)
-        except OSError as exc:
-            errors[i] = f"cannot read file ({exc.strerror or exc})"
-            continue
-        if store is not None and all(store.path(digests[i], k).is_file() for k in kinds):
-            hits.append(i)
+    digests: dict[int, str] = {}
     bar = tqdm(total=len(paths), desc=f"encoding ({encoder.name})", unit="img", disable=not progress)
-    hit = set(hits)
-    todo = [i for i in digests if i not in hit]
-    for i in hits:
-        cached = {k: store.get(digests[i], k) for k in kinds}
-        if all(v is not None for v in cached.values()):
-            bar.update(1)
-            yield i, cached
-        else:
-            todo.append(i)  # a damaged cache file: encode again
-    for indices, outputs in _encode_files(paths, sorted(todo), encoder, batch_size, errors):
-        for row, i in enumerate(indices):
-            features = {k: outputs[k][row] for k in kinds}
-            if store is not None and digests[i] is not None:
-                for k in kinds:
-                    store.put(digests[i], k, features[k])
+    for indices, images, cached in read_batches(paths, encoder.input_size, batch_size, errors,
+                                                _cached_digest(store, kinds, digests, known_digests)):
+        fresh = ~cached
+        outputs = encoder.encode(images[fresh], kinds) if fresh.any() else {}
+        row = 0
+        for i, hit in zip(indices, cached):
+            features = {k: store.get(digests[i], k) for k in kinds} if hit else {}
+            if not hit:
+                features, row = {k: outputs[k][row] for k in kinds}, row + 1
+                if store is not None and i in digests:
+                    for k in kinds:
+                        store.put(digests[i], k, features[k])
+            elif any(v is None for v in features.values()):  # a damaged cache file: encode again
+                pixels = load_image(paths[i], size=encoder.input_size)
+                features = {k: v[0] for k, v in encoder.encode(resize(pixels, encoder.input_size)[None],
+                                                               kinds).items()}
             yield i, features
-        bar.update(len(indices))
-    bar.update(len(errors))  # failed files count as done
+        bar.n = indices[-1] + 1  # input order: everything before the last one is done
+        bar.refresh()
+    bar.n = len(paths)  # failed files at the end count as done
     bar.close()
+
+
+def _cached_digest(store: FeatureCache | None, kinds: tuple[str, ...], digests: dict[int, str],
+                   known: list[str | None] | None):
+    """The check a reader runs on a file's bytes before decoding them: record their hash, and
+    say whether the cache holds every kind of feature for it (then it is not decoded)."""
+
+    def check(i: int, data: bytes) -> bool:
+        digests[i] = known[i] if known is not None and known[i] else hashlib.sha256(data).hexdigest()
+        return store is not None and all(store.path(digests[i], k).is_file() for k in kinds)
+
+    return check
 
 
 def _shape(encoder: Encoder, kind: str) -> tuple[int, ...]:
     return tuple(int(d) for d in encoder.model.output[kind].shape[1:])
 
 
-def decode_batches(paths: list[Path], indices: list[int], size: int, batch_size: int, errors: dict):
-    """Yield (indices, uint8 images) batches, decoded in parallel by tf.data; failures go to ``errors``."""
+def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=None):
+    """Yield (indices, uint8 images, cached) batches in input order, read and decoded in parallel
+    by tf.data worker threads (one per core) while the caller works on the previous batch.
+
+    ``cached(i, data)``, called on each file's bytes, may answer True: that file is then not
+    decoded (its image is left blank) and its flag in ``cached`` is set. Failures go to ``errors``."""
     import tensorflow as tf
+
+    blank = np.zeros((size, size, 3), np.uint8)
 
     def load(i):
         i = int(i)
         item = paths[i]
         try:
-            pixels = item.pixels if isinstance(item, InMemoryImage) else load_image(item, size=size)
-            return i, resize(pixels, size), True
+            if isinstance(item, InMemoryImage):
+                return i, resize(item.pixels, size), 0
+            try:
+                data = Path(item).read_bytes()
+            except OSError as exc:
+                errors[i] = f"cannot read file ({exc.strerror or exc})"
+                return i, blank, -1
+            if cached is not None and cached(i, data):
+                return i, blank, 1
+            return i, resize(load_image(item, size=size, data=data), size), 0
         except CaptionerError as exc:
             errors[i] = str(exc).removeprefix(f"{paths[i]}: ")
-            return i, np.zeros((size, size, 3), np.uint8), False
+            return i, blank, -1
 
     def load_tf(i):
-        index, image, ok = tf.numpy_function(load, [i], (tf.int64, tf.uint8, tf.bool), stateful=True)
+        index, image, state = tf.numpy_function(load, [i], (tf.int64, tf.uint8, tf.int64), stateful=True)
         image.set_shape((size, size, 3))
-        return index, image, ok
+        return index, image, state
 
+    threads = cores()
     dataset = (
-        tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
-        .map(load_tf, num_parallel_calls=2, deterministic=True)
-        .filter(lambda _i, _img, ok: ok)
-        .map(lambda i, img, _ok: (i, img))
+        tf.data.Dataset.range(len(paths))
+        .map(load_tf, num_parallel_calls=threads, deterministic=True)
+        .filter(lambda _i, _img, state: state >= 0)
         .batch(batch_size)
         .prefetch(2)
     )
     options = tf.data.Options()
-    options.threading.private_threadpool_size = 2  # decoders get their own threads, no more
+    options.threading.private_threadpool_size = threads  # readers get their own threads, no more
     options.autotune.enabled = False
     dataset = dataset.with_options(options)
-    for batch_indices, images in dataset.as_numpy_iterator():
-        yield [int(i) for i in batch_indices], images
-
-
-def _encode_files(paths, indices, encoder, batch_size, errors):
-    if not indices:
-        return
-    for batch_indices, images in decode_batches(paths, indices, encoder.input_size, batch_size, errors):
-        yield batch_indices, encoder.encode(images)
+    for batch_indices, images, states in dataset.as_numpy_iterator():
+        yield [int(i) for i in batch_indices], images, states == 1
 
 
 def encode_images(images: list[np.ndarray], encoder: Encoder, kinds: tuple[str, ...] = ("pooled",),
@@ -265,7 +276,7 @@ def encode_images(images: list[np.ndarray], encoder: Encoder, kinds: tuple[str, 
     """Encoder outputs for images already decoded and resized to ``encoder.input_size``."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
     for start in range(0, len(images), batch_size):
-        out = encoder.encode(np.stack(images[start : start + batch_size]))
+        out = encoder.encode(np.stack(images[start : start + batch_size]), kinds)
         for k in kinds:
             parts[k].append(out[k])
     return {k: np.concatenate(v) if v else np.zeros((0, *_shape(encoder, k)), np.float32)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from captioner.machine import cores
 
 
 def _interpreter_class():
@@ -46,14 +47,24 @@ class TFLiteRunner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite's deprecation notice
             self._interpreter = _interpreter_class()(
-                model_path=str(path), num_threads=num_threads or os.cpu_count() or 1
+                model_path=str(path), num_threads=num_threads or cores()
             )
-        self._runner = self._interpreter.get_signature_runner()
-        (self._input_name,) = self._runner.get_input_details()
+        signature = self._interpreter.get_signature_runner()
+        (self._input,) = (d["index"] for d in signature.get_input_details().values())
+        self._outputs = {name: d["index"] for name, d in signature.get_output_details().items()}
+        self._rows = None  # the batch size the tensors are allocated for
 
-    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self._runner(**{self._input_name: np.ascontiguousarray(batch, dtype=np.float32)})
-        return {name: np.array(value) for name, value in outputs.items()}
+    def __call__(self, batch: np.ndarray, kinds: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The outputs named in ``kinds`` (all when None): the others are never copied out."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if len(batch) != self._rows:
+            self._interpreter.resize_tensor_input(self._input, batch.shape)
+            self._interpreter.allocate_tensors()
+            self._rows = len(batch)
+        self._interpreter.set_tensor(self._input, batch)
+        self._interpreter.invoke()
+        return {name: self._interpreter.get_tensor(index) for name, index in self._outputs.items()
+                if kinds is None or name in kinds}
 
 
 def runner_for(model: keras.Model, path: Path) -> TFLiteRunner:
