@@ -25,8 +25,9 @@ it skips the frames no other frame refers to and the deblocking filter (skip_fra
 skip_loop_filter=all): about 2x faster on 720p H.264. Skipping non-reference frames changes
 no decoded pixel; skipping the filter shifts them by 1-2 levels of 255 on average at 224 px
 (measured on the Kinetics clips). The price is that each target time gets the nearest
-*decoded* frame: at most 1 frame (33 ms at 30 fps) further than the nearest frame (frames and
-times stay true to each other, as a frame's time comes from its own timestamp). Skipping all
+*decoded* frame: one frame (33 ms at 30 fps) further than the nearest at most on the shared
+clips, two where a stream has two non-reference frames in a row (frames and times stay true
+to each other, as a frame's time comes from its own timestamp). Skipping all
 B-frames (BIDIR) was 1.4x faster again but wrong: x264's B-pyramid frames are references, and
 the P-frames after them decoded 21 levels off on average. Only the kept frames are converted,
 to RGB at the output size in one swscale pass (area filter).
