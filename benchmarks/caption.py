@@ -1,11 +1,12 @@
 """Captioning throughput on the real Flickr8k photos: end to end against the encoder alone.
 
-    python benchmarks/caption.py [--images DIR] [--limit N]
+    python benchmarks/caption.py [--images DIR] [--limit N] [--model BUNDLE ...]
 
 Every run starts from a cold feature cache, so "end to end" is decode + encode + caption,
 as `captioner caption` does it. The decoder's share is the time of the search alone (on
 features already computed) over the end-to-end time. The search is also timed stepping the
-Keras decoder eagerly (as before the numpy step), side by side in the same run.
+Keras decoder eagerly (as before the numpy step), side by side in the same run. Without
+--model: the bundled captioner; give a show-and-tell bundle too to compare decoder types.
 """
 
 from __future__ import annotations
@@ -25,21 +26,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--limit", type=int, default=400)
+    parser.add_argument("--model", type=Path, action="append", default=[],
+                        help="a captioner bundle (repeat for several; default: the bundled one)")
     args = parser.parse_args()
     if not args.images.is_dir():
         print(f"skipped: {args.images} is absent (the real photos live in ../shared/data)")
         return 0
     sys.path.insert(0, str(ROOT))
     from captioner import Captioner
+    from captioner.data.paths import IMAGE_EXTENSIONS, find_files
+
+    paths = find_files(args.images, IMAGE_EXTENSIONS)[0][: args.limit]
+    models = [Captioner.load(m) for m in args.model] or [Captioner.from_pretrained()]
+    print(f"{len(paths)} photos from {args.images}\n")
+    print("| decoder | run | images/s | decoder share |\n|---|---|---:|---:|")
+    for captioner in models:
+        decoder = captioner.card.get("config", {}).get("decoder", "show_tell")
+        for name, seconds, share in _rows(captioner, paths):
+            print(f"| {decoder} | {name} | {len(paths) / seconds:.1f} | "
+                  f"{'' if share is None else f'{share:.0%}'} |", flush=True)
+    return 0
+
+
+def _rows(captioner, paths):
     from captioner.captioning.numpy_step import numpy_decoder
     from captioner.captioning.search import beam_search, greedy
-    from captioner.data.paths import IMAGE_EXTENSIONS, find_files
     from captioner.encoders.features import as_regions, extract_features
 
-    captioner = Captioner.from_pretrained()
-    encoder = captioner.encoder
-    paths = find_files(args.images, IMAGE_EXTENSIONS)[0][: args.limit]
-    n = len(paths)
+    encoder, vocab, n = captioner.encoder, captioner.vocab, len(paths)
 
     def cold(fn):
         os.environ["CAPTIONER_CACHE"] = tempfile.mkdtemp(prefix="captioner-bench-")
@@ -48,11 +62,11 @@ def main() -> int:
         return time.perf_counter() - start, out
 
     kind = captioner.feature_kind
-    t_encoder, result = cold(lambda: extract_features(paths, encoder, kinds=(kind,), cache=False,
+    kinds = (kind, "probabilities")  # what caption computes: the tags come from the classifier
+    t_encoder, result = cold(lambda: extract_features(paths, encoder, kinds=kinds, cache=False,
                                                       progress=False))
     features = as_regions(result.features[kind])  # what the decoder reads
-    rows = [("encoder alone (decode + CNN)", t_encoder, None)]
-    vocab = captioner.vocab
+    rows = [("encoder alone (read, decode, CNN)", t_encoder, None)]
 
     def search(decoder, beam):
         start = time.perf_counter()
@@ -72,11 +86,7 @@ def main() -> int:
         rows.append((f"caption end to end, {name}", t_e2e, t_search / t_e2e))
         rows.append((f"  search alone, {name}: numpy step", t_search, None))
         rows.append((f"  search alone, {name}: eager Keras step", search(captioner.decoder, beam), None))
-    print(f"{n} photos from {args.images}, {captioner.card.get('config', {}).get('decoder')} decoder\n")
-    print("| run | images/s | decoder share |\n|---|---:|---:|")
-    for name, seconds, share in rows:
-        print(f"| {name} | {n / seconds:.1f} | {'' if share is None else f'{share:.0%}'} |")
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

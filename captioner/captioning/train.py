@@ -29,6 +29,7 @@ from captioner.encoders.base import Encoder
 from captioner.errors import CaptionerError
 from captioner.evaluation.captions import evaluate_captions
 from captioner.files import atomic_path, atomic_write_text
+from captioner.machine import cores
 
 
 def encode_captions(vocab: Vocabulary, captions: list[str], max_length: int) -> np.ndarray:
@@ -72,7 +73,7 @@ def pairs_dataset(features: np.ndarray, captions: list[list[str]], vocab: Vocabu
                            for e in epochs]).astype("int32")
     ds = tf.data.Dataset.from_tensor_slices(orders).flat_map(
         lambda order: tf.data.Dataset.from_tensor_slices(order).batch(config.batch_size))
-    return ds.map(batch, num_parallel_calls=2).prefetch(2)
+    return ds.map(batch, num_parallel_calls=cores()).prefetch(2)
 
 
 def build_decoder(vocab: Vocabulary, feature_shape: int | tuple, config: TrainConfig):
