@@ -35,11 +35,9 @@ def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list):
     return logp, states
 
 
-def _initial(decoder: CaptionDecoder, features: np.ndarray, repeat: int = 1) -> list:
-    """The decoder's start states, each row repeated ``repeat`` times (one per hypothesis):
-    computed once per image, then copied."""
-    states = decoder.initial_state(np.asarray(features, dtype="float32"))
-    return states if repeat == 1 else [np.repeat(np.asarray(s), repeat, axis=0) for s in states]
+def _initial(decoder: CaptionDecoder, features: np.ndarray) -> list:
+    """The decoder's start states, one row per image."""
+    return decoder.initial_state(np.asarray(features, dtype="float32"))
 
 
 def greedy(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray,
@@ -133,8 +131,8 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
         meets[list(words)] |= 1 << bit
     m = 1 << len(sets)  # machine states: the subsets of constraints met so far
     goal = m - 1
-    states = _initial(decoder, features, repeat=m * k)
-    tokens = np.full(n * m * k, Vocabulary.START_ID)
+    states = _initial(decoder, features)  # every hypothesis starts from its image's one row
+    tokens = np.full(n, Vocabulary.START_ID)
     scores = np.full((n, m, k), -np.inf)
     scores[:, 0, 0] = 0.0  # all beams start identical, in state 0: expand only one
     seqs = np.zeros((n, m, k, 0), dtype=int)
@@ -143,7 +141,8 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     active = np.ones(n, dtype=bool)
     for length in range(1, max_length + 1):
         logp, states = _step(decoder, tokens, states)
-        totals = scores[..., None] + logp.reshape(len(ids), m, k, size)
+        rows_of = (m, k) if length > 1 else (1, 1)  # the first step ran once per image
+        totals = scores[..., None] + logp.reshape(len(ids), *rows_of, size)
         origin = np.zeros(scores.shape, dtype=int)  # flat (source state, beam) of each new one
         word = np.full(scores.shape, Vocabulary.PAD_ID)
         live = np.full(scores.shape, -np.inf)
@@ -180,7 +179,10 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
         flat = ((rows * m + source) * k + beam).reshape(-1)
         # A hypothesis moves within its image's rows, so per-image constants need no gather.
         fixed = getattr(decoder, "fixed_states", ())
-        states = [s if j in fixed else np.asarray(s)[flat] for j, s in enumerate(states)]
+        if length == 1:  # every hypothesis descends from its image's single row
+            states = [np.repeat(np.asarray(s), m * k, axis=0) for s in states]
+        else:
+            states = [s if j in fixed else np.asarray(s)[flat] for j, s in enumerate(states)]
         tokens = word.reshape(-1)
         scores = np.where(active[:, None, None], live, -np.inf)
         if not active.any():
