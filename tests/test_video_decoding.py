@@ -33,13 +33,15 @@ def read_number(image: np.ndarray) -> int:
     return 10 * round(left / 24) + round(right / 24)
 
 
-def write_h264(path: Path, frames: list[np.ndarray], fps: int) -> Path:
-    """An H.264 MP4 with B-pyramid frames (x264 defaults), as cameras and YouTube write them."""
+def write_h264(path: Path, frames: list[np.ndarray], fps: int, gop: int = 60) -> Path:
+    """An H.264 MP4 with B-pyramid frames (x264 defaults), as cameras and YouTube write them,
+    and a keyframe every ``gop`` frames."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"bf": "3", "b-pyramid": "normal", "crf": "18", "g": "60"}
+        stream.options = {"bf": "3", "b-pyramid": "normal", "crf": "18", "g": str(gop),
+                          "keyint_min": str(gop)}
         stream.time_base = Fraction(1, fps)
         for i, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
@@ -125,3 +127,18 @@ def test_the_sampling_pass_sees_a_header_count_that_lies(tmp_path, caplog):
         assert len(list(reader)) == 4
     assert reader.info.frame_count == 40 and not reader.info.reliable
     assert reader.info.duration == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("kind", ["h264", "mjpg"])
+def test_sparse_sampling_seeks_past_keyframes_it_does_not_need(tmp_path, kind):
+    # 30 s at 10 fps with a keyframe every second (MJPG: every frame), sampled every 5 s: the
+    # pass jumps to the keyframe before each target instead of decoding the 49 frames between.
+    frames = [numbered(i % 100) for i in range(300)]
+    path = (write_h264(tmp_path / "long.mp4", frames, 10, gop=10) if kind == "h264"
+            else write_video(tmp_path / "long.avi", frames, 10))
+    reader = VideoFrames(path, fps=0.2)
+    kept = list(reader)
+    assert [f.index for f in kept] == [0, 50, 100, 150, 200, 250]
+    assert [read_number(f.image) for f in kept] == [0, 50, 0, 50, 0, 50]
+    assert reader.tally["seeks"] >= 4 and reader.tally["decoded"] < 150, reader.tally
+    assert reader.info == probe(path)

@@ -29,8 +29,11 @@ no decoded pixel; skipping the filter shifts them by 1-2 levels of 255 on averag
 clips, two where a stream has two non-reference frames in a row (frames and times stay true
 to each other, as a frame's time comes from its own timestamp). Skipping all
 B-frames (BIDIR) was 1.4x faster again but wrong: x264's B-pyramid frames are references, and
-the P-frames after them decoded 21 levels off on average. Only the kept frames are converted,
-to RGB at the output size in one swscale pass (area filter).
+the P-frames after them decoded 21 levels off on average. When the next
+target lies beyond twice the widest keyframe gap seen (and at least SEEK_MIN_SECONDS ahead), the
+pass seeks to the last keyframe before it; a seek that lands behind where it left turns seeking
+off for that file. Only the kept frames are converted, to RGB at the output size in one swscale
+pass (area filter).
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ MP4_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide"}  # MP4/
 # Sampled frames at least this many video frames apart: non-reference frames and deblocking
 # are skipped (a frame further from a target than the nearest is small beside a gap of 4).
 SPARSE_FRAMES = 4
+# A sparse pass seeks when the next target lies beyond SEEK_GAPS times the widest keyframe gap
+# seen so far (so a keyframe surely lies between) and at least SEEK_MIN_SECONDS ahead.
+SEEK_GAPS = 2.0
+SEEK_MIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,11 @@ def _sample_av(
     first = prev = last_pts = None
     last_index, last_time, last_emitted = -1, None, -1
     stopped = ""
+    # Keyframe seeking (sparse only): the widest keyframe gap seen so far, the last keyframe,
+    # the frames already seen when a seek was made (not to be taken again), and whether
+    # seeking still moves forward (a file whose seek lands behind is decoded straight on).
+    gap = last_key = landed = None
+    floor, seeking, tally["seeks"] = -1, sparse, 0
 
     def emit(item: _Decoded) -> Frame:
         return Frame(item.index, round(item.time, 6), _av_rgb(item.frame, size))
@@ -251,6 +263,20 @@ def _sample_av(
     try:
         packets = container.demux(stream)
         while max_frames is None or emitted < max_frames:
+            goal = target / fps
+            if (seeking and gap is not None and last_time is not None and last_index > floor
+                    and goal - last_time > max(SEEK_GAPS * gap, SEEK_MIN_SECONDS)
+                    and (expected is None or goal * video_fps < expected - 1)):
+                # The next target is past at least one more keyframe: jump to the last keyframe
+                # before it instead of decoding every reference frame on the way.
+                try:
+                    container.seek(int((first + (goal - 2 * step) / ms_scale) / stream.time_base),
+                                   backward=True, any_frame=False, stream=stream)
+                    packets = container.demux(stream)
+                    floor, last_key, landed = last_index, None, last_time
+                    tally["seeks"] += 1
+                except av.FFmpegError:
+                    seeking = False  # not seekable: decode straight on
             try:
                 packet = next(packets)
             except StopIteration:
@@ -260,6 +286,15 @@ def _sample_av(
                 break
             if packet.pts is not None and packet.size:  # skipped frames count for the length
                 last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
+                if packet.is_keyframe:
+                    key = float(packet.pts * stream.time_base)
+                    if landed is not None and first is not None:
+                        # Where the last seek landed: behind where it left, seeking is no help.
+                        seeking = seeking and (key - first) * ms_scale > landed
+                        landed = None
+                    if last_key is not None and key > last_key:
+                        gap = max(gap or 0.0, key - last_key)
+                    last_key = key
             try:
                 decoded = packet.decode()
             except av.FFmpegError:
@@ -273,6 +308,8 @@ def _sample_av(
                     # Constant rate: the index from the timestamp (frames may have been skipped).
                     index = (last_index + 1 if seconds is None
                              else round((seconds - first) * ms_scale * video_fps))
+                    if index <= floor:
+                        continue  # decoded again after a seek that landed behind: seen already
                     index = max(index, last_index + 1)
                     time = index * step
                 else:
@@ -302,7 +339,7 @@ def _sample_av(
         if by_index and last_pts is not None and first is not None:
             seconds = float(last_pts * stream.time_base) - first
             last_index = max(last_index, round(seconds * ms_scale * video_fps))
-        tally["count"] = last_index + 1
+        tally["count"], tally["decoded"] = last_index + 1, count
         container.close()
     if count == 0:
         raise VideoError(f"{path}: the file opens but no frame could be decoded")
