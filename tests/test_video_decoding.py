@@ -142,3 +142,26 @@ def test_sparse_sampling_seeks_past_keyframes_it_does_not_need(tmp_path, kind):
     assert [read_number(f.image) for f in kept] == [0, 50, 0, 50, 0, 50]
     assert reader.tally["seeks"] >= 4 and reader.tally["decoded"] < 150, reader.tally
     assert reader.info == probe(path)
+
+
+def test_frames_past_a_header_count_that_is_too_low_are_still_sampled(tmp_path):
+    # After the last target before the announced end, the pass only reads packets (to measure
+    # the length); packets past that end mean the header is stale, and decoding resumes.
+    path = write_video(tmp_path / "stale.avi", [numbered(i) for i in range(40)], 10)
+    data = bytearray(path.read_bytes())
+    for chunk, offset in ((b"avih", 16), (b"strh", 32)):  # dwTotalFrames, dwLength
+        at = data.find(chunk) + 8 + offset
+        data[at : at + 4] = (20).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    reader = VideoFrames(path, fps=1)
+    kept = list(reader)
+    assert [f.index for f in kept] == [0, 10, 20, 30]
+    assert [read_number(f.image) for f in kept] == [0, 10, 20, 30]
+    assert reader.info.frame_count == 40 and reader.info.duration == pytest.approx(4.0)
+
+
+def test_nothing_is_decoded_after_the_last_target(h264):
+    reader = VideoFrames(h264, fps=1)  # targets 0, 1, 2 s of a 3 s clip
+    assert [f.index for f in reader] == [0, 30, 60]
+    # 44 here: frames 61-89 are read, not decoded (decoding them would make about 60)
+    assert reader.tally["decoded"] <= 50 and reader.info.frame_count == N

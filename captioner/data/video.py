@@ -32,7 +32,9 @@ B-frames (BIDIR) was 1.4x faster again but wrong: x264's B-pyramid frames are re
 the P-frames after them decoded 21 levels off on average. When the next
 target lies beyond twice the widest keyframe gap seen (and at least SEEK_MIN_SECONDS ahead), the
 pass seeks to the last keyframe before it; a seek that lands behind where it left turns seeking
-off for that file. Only the kept frames are converted, to RGB at the output size in one swscale
+off for that file. Once no target is left before the header's last frame, packets are only
+read, for the length (decoding resumes from the keyframe before if the stream outlives its
+header). Only the kept frames are converted, to RGB at the output size in one swscale
 pass (area filter).
 """
 
@@ -286,6 +288,22 @@ def _sample_av(
                 break
             if packet.pts is not None and packet.size:  # skipped frames count for the length
                 last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
+                if sparse and expected is not None and first is not None and (
+                        target / fps > (expected - 0.5) * step + 1e-9):
+                    # No target left before the announced end: read on for the length only.
+                    at = round((float(packet.pts * stream.time_base) - first) * ms_scale
+                               * video_fps)
+                    if at < expected:
+                        continue
+                    # The stream outlives its header: decode again from the keyframe before.
+                    expected, floor, last_key, landed = None, last_index, None, None
+                    try:
+                        container.seek(packet.pts, backward=True, any_frame=False, stream=stream)
+                    except av.FFmpegError:
+                        stopped = f"could not go back to frame {at}, past the header's count"
+                        break
+                    packets = container.demux(stream)
+                    continue
                 if packet.is_keyframe:
                     key = float(packet.pts * stream.time_base)
                     if landed is not None and first is not None:
