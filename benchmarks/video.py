@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,16 +163,16 @@ def main() -> int:
         for fps in (1.0, 5.0):
             options = TagOptions(fps=fps)
             rows = []
-            seconds, n = best(lambda: sample_before(clip, fps), args.repeats)
+            seconds, n = best(partial(sample_before, clip, fps), args.repeats)
             rows.append(("sample + encode, before", n, seconds, n))
-            seconds, n = counted(lambda: sample_after(clip, fps))
+            seconds, n = counted(partial(sample_after, clip, fps))
             rows.append(("sample + encode, after", n, seconds, held["peak"]))
-            seconds, _ = best(lambda: old_tag(tagger, clip, options), args.repeats)
+            seconds, _ = best(partial(old_tag, tagger, clip, options), args.repeats)
             rows.append(("tag, before", rows[0][1], seconds, rows[0][1]))
-            seconds, _ = counted(lambda: tag_after(clip, options))
+            seconds, _ = counted(partial(tag_after, clip, options))
             rows.append(("tag, after", rows[1][1], seconds, held["peak"]))
             again = TagOptions(fps=fps, clip_seconds=2.0, shots=False)
-            seconds, out = best(lambda: tagger.tag_video(clip, again), args.repeats)
+            seconds, _ = best(partial(tagger.tag_video, clip, again), args.repeats)
             rows.append(("tag, after, cached (other clips)", 0, seconds, 0))
             base = {"sample": rows[0][2], "tag": rows[2][2]}
             for way, n, seconds, frames_held in rows:

@@ -6,6 +6,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ class _Layer:
 
 
 class _Model:
-    output = {"pooled": _Layer((3,)), "probabilities": _Layer((1000,)),
+    output: ClassVar[dict] = {"pooled": _Layer((3,)), "probabilities": _Layer((1000,)),
               "spatial": _Layer((2, 2, 3))}
 
     @staticmethod
@@ -160,7 +161,7 @@ class _Caption:
 class FakeCaptioner:
     """What VideoTagger asks of an image captioner, answering from the fake features."""
 
-    card = {"encoder": "fake", "decoding": {}}
+    card: ClassVar[dict] = {"encoder": "fake", "decoding": {}}
     feature_kind = "spatial"
 
     def __init__(self):

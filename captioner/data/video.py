@@ -349,10 +349,10 @@ def _sample_av(
                         last_emitted, emitted = pick.index, emitted + 1
                 prev = current
         # A target past the last frame still gets it if within half a frame (as when decoding all).
-        if prev is not None and (max_frames is None or emitted < max_frames):
-            if target / fps - prev.time <= step / 2 + 1e-9 and prev.index != last_emitted:
-                yield emit(prev)
-                emitted += 1
+        if (prev is not None and (max_frames is None or emitted < max_frames)
+                and target / fps - prev.time <= step / 2 + 1e-9 and prev.index != last_emitted):
+            yield emit(prev)
+            emitted += 1
     finally:
         if by_index and last_pts is not None and first is not None:
             seconds = float(last_pts * stream.time_base) - first

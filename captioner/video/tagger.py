@@ -38,8 +38,8 @@ from captioner.topk import top_k_indices
 from captioner.video.clip_model import ClipModel
 from captioner.video.config import ClipTrainConfig, TagOptions
 from captioner.video.default_tags import combine_clip_tags, representative_frame
-from captioner.video.train import fit_clip_model, pad_clips, tag_matrix
 from captioner.video.frame_features import FrameFeatures, frame_features
+from captioner.video.train import fit_clip_model, pad_clips, tag_matrix
 from captioner.video.windows import assign_rows, cut_windows, fixed_windows
 
 # Frames captioned per call: few calls (each sets the search up anew), and at most 16 MB of
