@@ -111,6 +111,15 @@ class InMemoryImage:
     pixels: np.ndarray  # (H, W, 3) uint8 RGB
 
 
+@dataclass(frozen=True, eq=False)
+class EncodedImage:
+    """An image file's bytes read elsewhere (a distributed engine's file system: ``gs://``,
+    ``s3://``), with the name its rows carry. Decoded as the file with that name would be."""
+
+    name: str
+    data: bytes
+
+
 def as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     """A PIL image or an (H, W), (H, W, 1|3|4) array as (H, W, 3) uint8 RGB."""
     if isinstance(image, Image.Image):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from captioner.data.images import InMemoryImage, load_image, resize
+from captioner.data.images import EncodedImage, InMemoryImage, load_image, resize
 from captioner.data.paths import display_path
 from captioner.encoders.base import Encoder, code_digest
 from captioner.errors import CaptionerError
@@ -88,7 +88,7 @@ class FeatureCache:
 
 
 def extract_features(
-    paths: list[Path | InMemoryImage],
+    paths: list[Path | InMemoryImage | EncodedImage],
     encoder: Encoder,
     kinds: tuple[str, ...] = ("pooled",),
     batch_size: int = 32,
@@ -97,9 +97,9 @@ def extract_features(
 ) -> FeatureResult:
     """Features of ``kinds`` (``pooled``, ``spatial``, ``probabilities``) for each image, in memory.
 
-    Items are files (cached by content) or in-memory images (encoded, never cached).
+    Items are files (cached by content) or in-memory images, pixels or encoded bytes (never cached).
     """
-    paths = [p if isinstance(p, InMemoryImage) else Path(p) for p in paths]
+    paths = [p if isinstance(p, (InMemoryImage, EncodedImage)) else Path(p) for p in paths]
     errors: dict[int, str] = {}
     found = dict(iter_features(paths, encoder, kinds, batch_size, cache, progress, errors))
     ok = [i for i in range(len(paths)) if i in found]
@@ -171,7 +171,9 @@ def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_s
 
     Each file is read once: its bytes are hashed for the cache and, only when the cache lacks
     its features, decoded from those same bytes. ``known_digests``: the files' hashes when the
-    caller has them already (None: unreadable)."""
+    caller has them already (None: unreadable). In-memory images (pixels, or the bytes of an
+    ``EncodedImage``) are encoded every time: they have no file to hash, and the workers of a
+    distributed engine that send bytes share no cache anyway."""
     unknown = set(kinds) - set(encoder.model.output)
     if unknown:
         raise CaptionerError(
@@ -227,7 +229,9 @@ def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=N
     by tf.data worker threads (one per core) while the caller works on the previous batch.
 
     ``cached(i, data)``, called on each file's bytes, may answer True: that file is then not
-    decoded (its image is left blank) and its flag in ``cached`` is set. Failures go to ``errors``."""
+    decoded (its image is left blank) and its flag in ``cached`` is set. An ``EncodedImage`` is
+    decoded from its bytes as the file of its name would be, and never asked about: it is not
+    a file. Failures go to ``errors``."""
     import tensorflow as tf
 
     blank = np.zeros((size, size, 3), np.uint8)
@@ -235,9 +239,12 @@ def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=N
     def load(i):
         i = int(i)
         item = paths[i]
+        named = Path(item.name) if isinstance(item, EncodedImage) else item  # what errors start with
         try:
             if isinstance(item, InMemoryImage):
                 return i, resize(item.pixels, size), 0
+            if isinstance(item, EncodedImage):
+                return i, resize(load_image(named, size=size, data=item.data), size), 0
             try:
                 data = Path(item).read_bytes()
             except OSError as exc:
@@ -247,7 +254,7 @@ def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=N
                 return i, blank, 1
             return i, resize(load_image(item, size=size, data=data), size), 0
         except CaptionerError as exc:
-            errors[i] = str(exc).removeprefix(f"{paths[i]}: ")
+            errors[i] = str(exc).removeprefix(f"{named}: ")
             return i, blank, -1
 
     def load_tf(i):
@@ -283,9 +290,9 @@ def encode_images(images: list[np.ndarray], encoder: Encoder, kinds: tuple[str, 
             for k, v in parts.items()}
 
 
-def item_name(item: Path | InMemoryImage) -> str:
+def item_name(item: Path | InMemoryImage | EncodedImage) -> str:
     """How an image appears in result rows: its path as printable text, or its in-memory name."""
-    return item.name if isinstance(item, InMemoryImage) else display_path(item)
+    return item.name if isinstance(item, (InMemoryImage, EncodedImage)) else display_path(item)
 
 
 def as_regions(features: np.ndarray) -> np.ndarray:
