@@ -44,7 +44,7 @@ class FakeEncoder:
     def __init__(self, weights_id="test:fixed", delay=0.0):
         self.weights_id, self.delay, self.batches = weights_id, delay, []
 
-    def encode(self, images):
+    def encode(self, images, kinds=None):
         self.batches.append(len(images))
         time.sleep(self.delay)  # a slow encoder: the decoding thread fills the queue
         mean = images.reshape(len(images), -1, 3).mean(axis=1).astype(np.float32)

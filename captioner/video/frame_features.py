@@ -133,7 +133,7 @@ def _compute(reader: VideoFrames, encoder: Encoder, kinds: tuple[str, ...], batc
     times: list[float] = []
     try:
         for batch in _batches(frames, batch_size):
-            outputs = encoder.encode(np.stack([f.image for f in batch]))
+            outputs = encoder.encode(np.stack([f.image for f in batch]), kinds)  # only these
             indices += [f.index for f in batch]
             times += [f.time for f in batch]
             del batch  # the frames go now; only their outputs stay
