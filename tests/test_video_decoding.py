@@ -142,7 +142,8 @@ def test_sparse_sampling_seeks_past_keyframes_it_does_not_need(tmp_path, kind):
     kept = list(reader)
     assert [f.index for f in kept] == [0, 50, 100, 150, 200, 250]
     assert [read_number(f.image) for f in kept] == [0, 50, 0, 50, 0, 50]
-    assert reader.tally["seeks"] >= 4 and reader.tally["decoded"] < 150, reader.tally
+    # 32 (H.264) and 12 (MJPG) of 300 here: each target costs the frames from its keyframe on
+    assert reader.tally["seeks"] >= 4 and reader.tally["decoded"] < 60, reader.tally
     assert reader.info == probe(path)
 
 

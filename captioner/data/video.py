@@ -270,9 +270,10 @@ def _sample_av(
                     and goal - last_time > max(SEEK_GAPS * gap, SEEK_MIN_SECONDS)
                     and (expected is None or goal * video_fps < expected - 1)):
                 # The next target is past at least one more keyframe: jump to the last keyframe
-                # before it instead of decoding every reference frame on the way.
+                # before it (before the earliest frame that can be the nearest, half a frame
+                # early) instead of decoding every reference frame on the way.
                 try:
-                    container.seek(int((first + (goal - 2 * step) / ms_scale) / stream.time_base),
+                    container.seek(int((first + (goal - step / 2) / ms_scale) / stream.time_base),
                                    backward=True, any_frame=False, stream=stream)
                     packets = container.demux(stream)
                     floor, last_key, landed = last_index, None, last_time
@@ -310,8 +311,8 @@ def _sample_av(
                         # Where the last seek landed: behind where it left, seeking is no help.
                         seeking = seeking and (key - first) * ms_scale > landed
                         landed = None
-                    if last_key is not None and key > last_key:
-                        gap = max(gap or 0.0, key - last_key)
+                    if last_key is not None and key > last_key:  # in real seconds, as goals
+                        gap = max(gap or 0.0, (key - last_key) * ms_scale)
                     last_key = key
             try:
                 decoded = packet.decode()
