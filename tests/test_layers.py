@@ -1,9 +1,9 @@
 """The package's layers: nothing imports upward, and no two modules import each other in a ring.
 
 Layers, lowest first (DESIGN.md's data flow): the base helpers; data; encoders, evaluation and
-results (side by side, none importing another); captioning; video; the faces (the CLI and the
-top-level package). A module may import its own sub-package or a lower layer, nothing else.
-Imports inside functions count too: a lazy import upward is still an upward import.
+results (side by side, none importing another); captioning; video; the faces (the CLI, the Beam
+pipeline and the top-level package). A module may import its own sub-package or a lower layer,
+nothing else. Imports inside functions count too: a lazy import upward is still an upward import.
 """
 
 import ast
@@ -22,7 +22,7 @@ def module_name(path: Path) -> str:
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    if len(parts) == 1 or parts[1] in ("cli", "__main__"):
+    if len(parts) == 1 or parts[1] in ("cli", "__main__", "beam"):
         return "faces"
     return "base" if parts[1] in BASE else parts[1]
 

@@ -239,7 +239,7 @@ def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=N
     def load(i):
         i = int(i)
         item = paths[i]
-        named = Path(item.name) if isinstance(item, EncodedImage) else item  # what errors start with
+        named = Path(item.name) if isinstance(item, EncodedImage) else item  # errors start with it
         try:
             if isinstance(item, InMemoryImage):
                 return i, resize(item.pixels, size), 0

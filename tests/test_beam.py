@@ -1,0 +1,120 @@
+"""The Apache Beam pipeline (``python -m captioner.beam``) on the DirectRunner: the rows of
+``captioner caption``, a bad file as an error row, never a failed pipeline."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import FLICKR, need, write_photo
+
+from captioner.data.images import EncodedImage
+from captioner.data.paths import display_path
+from captioner.encoders.features import item_name, read_batches
+
+NOT_AN_IMAGE = "not an image file (or a format Pillow cannot read)"
+
+
+def beam_main():
+    pytest.importorskip("apache_beam", reason="Apache Beam is not installed: pip install -e '.[beam]'")
+    from captioner.beam import main
+
+    return main
+
+
+@pytest.fixture
+def fresh_features(monkeypatch, session_cache, tmp_path):
+    """A feature cache of its own (the converted encoder shared). Beam's images are never cached,
+    and spatial maps come back from the cache as float16, which may move a score's 4th decimal:
+    the CLI's rows to compare with are those of its first run."""
+    root = tmp_path / "cache"
+    root.mkdir()
+    (session_cache / "encoders").mkdir(exist_ok=True)
+    (root / "encoders").symlink_to(session_cache / "encoders", target_is_directory=True)
+    monkeypatch.setenv("CAPTIONER_CACHE", str(root))
+
+
+@pytest.fixture(scope="module")
+def captioner():
+    from captioner import Captioner
+
+    return Captioner.from_pretrained()
+
+
+def broken_file(folder: Path) -> Path:
+    path = folder / "broken.jpg"
+    path.write_bytes(b"\xff\xd8 these bytes are no JPEG " * 20)
+    return path
+
+
+def run_pipeline(folder: Path, out: Path) -> list[dict]:
+    """The command, in-process, over every .jpg of ``folder``; the rows of all its shards."""
+    code = beam_main()(["--input", str(folder / "*.jpg"), "--output", str(out / "captions"),
+                        "--runner", "DirectRunner"])
+    assert code == 0
+    shards = sorted(out.glob("captions-*-of-*.jsonl"))
+    assert shards, f"no JSONL shards in {out}: {sorted(out.iterdir())}"
+    return [json.loads(line) for shard in shards for line in shard.read_text().splitlines()]
+
+
+def by_image(rows: list[dict]) -> dict[str, dict]:
+    return {row["image"]: row for row in rows}
+
+
+def test_encoded_images_decode_as_their_files_and_are_never_cached(tmp_path):
+    photo = write_photo(tmp_path / "photo.jpg", size=(300, 200))
+    broken = broken_file(tmp_path)
+    items = [photo, EncodedImage("photo.jpg", photo.read_bytes()),
+             EncodedImage(str(broken), broken.read_bytes())]
+    errors, asked = {}, []
+    batches = list(read_batches(items, 224, 8, errors, cached=lambda i, data: asked.append(i) or False))
+    assert [b[0] for b in batches] == [[0, 1]]
+    np.testing.assert_array_equal(batches[0][1][0], batches[0][1][1])
+    assert asked == [0]  # the cache is asked about files only
+    assert errors == {2: NOT_AN_IMAGE}  # the reason alone, as for a file
+    assert item_name(items[1]) == "photo.jpg"
+
+
+def test_a_file_that_cannot_be_read_is_an_error_row():
+    beam_main()
+    from apache_beam.pvalue import TaggedOutput
+
+    from captioner.beam import UNREADABLE, ReadImage
+
+    def refuse():
+        raise OSError(errno.EACCES, "Permission denied")
+
+    file = SimpleNamespace(metadata=SimpleNamespace(path="/photos/locked.jpg"), read=refuse)
+    (out,) = ReadImage().process(file)
+    assert isinstance(out, TaggedOutput) and out.tag == UNREADABLE
+    assert out.value == {"image": "/photos/locked.jpg", "error": "cannot read file (Permission denied)"}
+
+
+def test_pipeline_gives_the_cli_rows_for_synthetic_photos(tmp_path, fresh_features, captioner):
+    folder = tmp_path / "in"
+    files = [write_photo(folder / f"p{seed}.jpg", seed=seed, size=(320, 240)) for seed in (11, 12)]
+    files.append(broken_file(folder))
+    rows = run_pipeline(folder, tmp_path / "out")
+    assert by_image(rows) == by_image(captioner.caption(files, progress=False))
+    assert by_image(rows)[display_path(files[-1])] == {"image": display_path(files[-1]),
+                                                       "error": NOT_AN_IMAGE}
+
+
+@pytest.mark.slow
+def test_pipeline_gives_the_cli_rows_for_real_photos(tmp_path, fresh_features, captioner):
+    images = need(FLICKR / "Images")
+    names = need(FLICKR / "Flickr_8k.devImages.txt").read_text().split()
+    chosen = [n for n in names if (images / n).is_file()][:4]  # the first 4 dev photos held
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = [shutil.copy(images / name, folder / name) for name in chosen]
+    files = [Path(f) for f in files] + [broken_file(folder)]
+    rows = run_pipeline(folder, tmp_path / "out")
+    expected = captioner.caption(files, progress=False)
+    assert len(rows) == 5 and by_image(rows) == by_image(expected)
+    assert sum("error" in row for row in rows) == 1
