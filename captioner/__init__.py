@@ -6,6 +6,7 @@ parsing) stays free of TensorFlow:
 - ``Captioner``: caption images, evaluate, train (``captioner.captioning.captioner``);
 - ``VideoTagger`` and ``TagOptions``: tags and captions for video clips (``captioner.video``);
 - ``classify``: ImageNet labels for images (``captioner.encoders.classify``);
+- ``export``: a captioner as a SavedModel or TFLite files (``captioner.serving``);
 - ``TrainConfig``, ``ClipTrainConfig``: the knobs of training runs;
 - the errors every user mistake raises, all ``CaptionerError``.
 """
@@ -32,6 +33,7 @@ _LAZY = {
     "TagOptions": "captioner.video.config",
     "ClipTrainConfig": "captioner.video.config",
     "classify": "captioner.encoders.classify",
+    "export": "captioner.serving",
 }
 
 __all__ = [

@@ -30,6 +30,7 @@ from captioner.checks import number_in
 from captioner.encoders import DEFAULT_ENCODER
 from captioner.errors import CaptionerError
 from captioner.files import printable
+from captioner.serving import FORMATS as EXPORT_FORMATS
 from captioner.video.config import (
     CLIP_CAPTIONS,
     CLIP_TRAIN_BOUNDS,
@@ -233,6 +234,14 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from captioner import export
+
+    out = export(_captioner([args.model] if args.model else None), args.out, args.format, args.beam)
+    print(f"wrote {args.format} to {out}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
 
     captioner = _captioner(args.model)
@@ -353,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-image", type=Path, help="also write per-image scores to this JSONL file")
     _guide_flags(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write a captioner as a SavedModel (serving) or TFLite files")
+    p.add_argument("out", type=Path, help="folder to create")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel",
+                   help="savedmodel: image bytes to captions in one graph; tflite: encoder, "
+                        "decoder step and vocabulary (default savedmodel)")
+    p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
+    p.add_argument("--beam", type=beam, help="beam width (default: the model card's)")
+    p.set_defaults(func=cmd_export)
 
     tag = TagOptions()
     seconds = _number("clip seconds", MIN_CLIP_SECONDS, MAX_CLIP_SECONDS)

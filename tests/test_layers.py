@@ -1,9 +1,10 @@
 """The package's layers: nothing imports upward, and no two modules import each other in a ring.
 
 Layers, lowest first (DESIGN.md's data flow): the base helpers; data; encoders, evaluation and
-results (side by side, none importing another); captioning; video; the faces (the CLI, the Beam
-pipeline and the top-level package). A module may import its own sub-package or a lower layer,
-nothing else. Imports inside functions count too: a lazy import upward is still an upward import.
+results (side by side, none importing another); captioning; video and serving (side by side);
+the faces (the CLI, the Beam pipeline and the top-level package). A module may import its own
+sub-package or a lower layer, nothing else. Imports inside functions count too: a lazy import
+upward is still an upward import.
 """
 
 import ast
@@ -12,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "captioner"
 BASE = {"errors", "files", "checks", "topk", "machine"}
 RANKS = {"base": 0, "data": 1, "encoders": 2, "evaluation": 2, "results": 2, "captioning": 3,
-         "video": 4, "faces": 5}
+         "video": 4, "serving": 4, "faces": 5}
 
 
 def module_name(path: Path) -> str:

@@ -28,6 +28,13 @@ def _interpreter_class():
     return Interpreter
 
 
+def open_interpreter(path: Path, num_threads: int | None = None):
+    """A TFLite interpreter for the file at ``path``, with one thread per core by default."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite's deprecation notice
+        return _interpreter_class()(model_path=str(path), num_threads=num_threads or cores())
+
+
 def convert(model: keras.Model, path: Path) -> None:
     """Convert ``model`` to a float32 .tflite file at ``path`` (atomically)."""
     import tensorflow as tf
@@ -44,11 +51,7 @@ class TFLiteRunner:
     """Runs a converted encoder; called like ``Encoder.encode``, returns the same output dict."""
 
     def __init__(self, path: Path, num_threads: int | None = None):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite's deprecation notice
-            self._interpreter = _interpreter_class()(
-                model_path=str(path), num_threads=num_threads or cores()
-            )
+        self._interpreter = open_interpreter(path, num_threads)
         signature = self._interpreter.get_signature_runner()
         (self._input,) = (d["index"] for d in signature.get_input_details().values())
         self._outputs = {name: d["index"] for name, d in signature.get_output_details().items()}
