@@ -38,7 +38,8 @@ try:
 except ImportError as exc:  # the extra is not installed: say how to get it
     message = f"Apache Beam is not installed ({exc}); run: pip install 'captioner[beam]'"
     if __name__ == "__main__":
-        sys.exit(f"captioner.beam: error: {message}")
+        print(f"captioner.beam: error: {message}", file=sys.stderr)
+        sys.exit(2)
     raise CaptionerError(message) from None
 
 # Images per RunInference batch: two encoder calls of 32 (the fastest size measured), and
