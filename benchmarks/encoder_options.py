@@ -52,7 +52,7 @@ def main() -> int:
     refs: dict[str, list[str]] = {}
     for r in records:
         if (DATA / "Images" / r.image).is_file():
-            refs.setdefault(r.image, []).extend(r.captions)
+            refs.setdefault(r.image, []).append(r.caption)
     names = sorted(refs)
     size = encoder.input_size
     images = np.stack([resize(load_image(DATA / "Images" / n, size=size), size) for n in names])

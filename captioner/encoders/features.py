@@ -52,7 +52,12 @@ def cacheable(encoder: Encoder) -> bool:
 def encoder_fingerprint(encoder: Encoder) -> str:
     """A short hash of what makes this encoder's features: weights, layers, code."""
     digest = hashlib.sha256(f"{encoder.name}|{encoder.weights_id}|{encoder.input_size}".encode())
-    digest.update(json.dumps(encoder.model.get_config(), sort_keys=True, default=str).encode())
+    layers = getattr(encoder, "_layers_digest", None)
+    if layers is None:  # kept on the encoder: the config takes 60 ms, and every video asks
+        layers = hashlib.sha256(json.dumps(encoder.model.get_config(), sort_keys=True,
+                                           default=str).encode()).hexdigest()
+        encoder._layers_digest = layers
+    digest.update(layers.encode())
     digest.update(code_digest(*_FEATURE_CODE).encode())
     return digest.hexdigest()[:16]
 
