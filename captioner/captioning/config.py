@@ -9,6 +9,10 @@ from captioner.errors import CaptionerError
 
 MONITORS = {"loss": "dev_loss", "bleu4": "BLEU-4", "cider": "CIDEr-D"}
 DECODERS = ("show_tell", "attention")
+# How a run spreads over devices: one device; every GPU (or logical CPU device) of one
+# machine; several machines, as TF_CONFIG names them. Not a TrainConfig knob: it changes
+# where the same computation runs, not its result, so a run may resume under another.
+STRATEGIES = ("default", "mirrored", "multiworker")
 # What a self-critical sample's reward is measured against: the greedy caption's (Rennie et
 # al. 2017) or the mean of the image's other samples (Luo 2020), which is zero-mean per image.
 SCST_BASELINES = ("greedy", "samples")
