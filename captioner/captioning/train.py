@@ -3,7 +3,8 @@
 Each epoch ends with a checkpoint (the whole compiled model, optimizer state included, plus
 the progress so far in JSON), so an interrupted run continues where it stopped. Early
 stopping watches the dev loss or a dev score of greedy captions (BLEU-4 or CIDEr-D) and the
-best epoch's weights are the ones kept.
+best epoch's weights are the ones kept. The steps are ``DistributedSteps``: one device, a
+machine's devices or several machines run the same loop (``distribute``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from captioner.captioning.attention import AttentionDecoder
 from captioner.captioning.bundle import CHECKPOINTS, check_target, make_card
 from captioner.captioning.config import MONITORS, TrainConfig
 from captioner.captioning.dataset import load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
+from captioner.captioning.distribute import DistributedSteps, describe, distribute_batches, is_chief
 from captioner.captioning.numpy_step import numpy_decoder
 from captioner.captioning.search import greedy
 from captioner.data.text import Vocabulary
@@ -50,8 +53,6 @@ def pairs_dataset(features: np.ndarray, captions: list[list[str]], vocab: Vocabu
     epochs as an uninterrupted one, and one pipeline serves the whole run. Without, one pass
     in file order (validation).
     """
-    import tensorflow as tf
-
     image_index = np.array([i for i, caps in enumerate(captions) for _ in caps], dtype="int32")
     tokens = encode_captions(vocab, [c for caps in captions for c in caps], config.max_length)
     shape = tuple(features.shape[1:])
@@ -115,30 +116,26 @@ def _seed_epoch(model: keras.Model, seed: int, epoch: int) -> None:
         generator.state.assign(state)
 
 
-class _EpochEnd(keras.callbacks.Callback):
-    """Seeds each epoch; at its end scores the dev set, keeps the best weights, stops on
-    patience, checkpoints for resume."""
-
-    def __init__(self, trainer: Trainer):
-        super().__init__()
-        self.trainer = trainer
-
-    def on_epoch_begin(self, epoch, logs=None):
-        _seed_epoch(self.model, self.trainer.config.seed, epoch)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.trainer.end_epoch(epoch, logs or {}):
-            self.model.stop_training = True
+def _rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The optimizer's learning rate (its variable may be mirrored, which float() refuses)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 class Trainer:
-    """One training run in a folder: ``run()`` starts it or resumes it."""
+    """One training run in a folder: ``run()`` starts it or resumes it.
+
+    ``strategy`` (a tf.distribute strategy; default: one device) spreads each global batch of
+    ``config.batch_size`` pairs over its replicas; the weights come out as one device's would.
+    """
 
     def __init__(self, folder: Path, vocab: Vocabulary, config: TrainConfig,
                  train: tuple[np.ndarray, list[list[str]]], dev: tuple[np.ndarray, list[list[str]]],
-                 lm_captions: list[str] | None = None, progress: bool = True):
+                 lm_captions: list[str] | None = None, progress: bool = True,
+                 strategy: tf.distribute.Strategy | None = None):
         self.folder = Path(folder)
         self.vocab, self.config = vocab, config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self._steps: DistributedSteps | None = None
         self.train_data, self.dev_data = train, dev
         self.lm_captions = lm_captions or []
         self.verbose = 2 if progress else 0
@@ -175,7 +172,7 @@ class Trainer:
                **{k: float(v) for k, v in logs.items() if k not in ("loss", "val_loss")}}
         now = time.monotonic()  # wall time of the epoch, its dev scoring included
         row["seconds"], self._clock = round(now - self._clock, 1), now
-        row["learning_rate"] = float(decoder.optimizer.learning_rate)  # the rate this epoch ran at
+        row["learning_rate"] = _rate(decoder.optimizer)  # the rate this epoch ran at
         self.state["history"].append(row)
         value = row[MONITORS[self.config.monitor]]
         if self._better(value, self.state["best"]):
@@ -199,7 +196,7 @@ class Trainer:
         rate lives in the optimizer, so the checkpoint carries it to a resumed run."""
         if self.config.lr_decay < 1.0:
             optimizer = self.decoder.optimizer
-            optimizer.learning_rate = float(optimizer.learning_rate) * self.config.lr_decay
+            optimizer.learning_rate = _rate(optimizer) * self.config.lr_decay
 
     def run(self, resume: bool = False) -> CaptionDecoder:
         """Train (or continue an interrupted run); returns the decoder with the best weights.
@@ -214,22 +211,38 @@ class Trainer:
         if self.state_path.is_file() and not resume:
             raise CaptionerError(f"{self.folder}: holds an interrupted training run; add --resume to "
                                  "continue it, or --overwrite to start again")
-        if resume and self.last_path.is_file() and self.state_path.is_file():
-            self.state = json.loads(self.state_path.read_text())
-            self._check_same_run()
-            self.decoder = keras.models.load_model(self.last_path)
-            if self.verbose:
-                print(f"resuming {self.folder} after epoch {self.state['epoch']}")
-        else:
-            keras.utils.set_random_seed(config.seed)
-            self.vocab.save(self.vocab_path)
-            self.decoder = self.start_model()
-        start = self.state["epoch"]
-        if start < config.epochs and self.state["wait"] < config.patience:
-            self.fit(start)
-        if self.best_path.is_file():
-            self.decoder.load_weights(self.best_path)
+        # Under the strategy's scope the model's and the optimizer's variables live on every replica.
+        with self.strategy.scope():
+            if resume and self.last_path.is_file() and self.state_path.is_file():
+                self.state = json.loads(self.state_path.read_text())
+                self._check_same_run()
+                self.decoder = keras.models.load_model(self.last_path)
+                if self.verbose:
+                    print(f"resuming {self.folder} after epoch {self.state['epoch']}")
+            else:
+                keras.utils.set_random_seed(config.seed)
+                self.vocab.save(self.vocab_path)
+                self.decoder = self.start_model()
+            start = self.state["epoch"]
+            if start < config.epochs and self.state["wait"] < config.patience:
+                self.fit(start)
+            if self.best_path.is_file():
+                self.decoder.load_weights(self.best_path)
         return self.decoder
+
+    def steps(self) -> DistributedSteps:
+        """The training and evaluation steps of the current decoder (traced once per decoder)."""
+        if self._steps is None or self._steps.model is not self.decoder:
+            self._steps = DistributedSteps(self.decoder, self.strategy)
+        return self._steps
+
+    def _batches(self, data: tuple, epochs: range | None = None):
+        """``data``'s pairs as distributed batches, and the number of batches in one pass."""
+        features, captions = data
+        pairs = sum(len(caps) for caps in captions)
+        batches = distribute_batches(
+            self.strategy, lambda: pairs_dataset(features, captions, self.vocab, self.config, epochs))
+        return batches, -(-pairs // self.config.batch_size)
 
     def start_model(self):
         """A new compiled decoder (pre-trained on caption text when asked)."""
@@ -240,14 +253,19 @@ class Trainer:
 
     def fit(self, start: int) -> None:
         """Epochs ``start`` .. ``config.epochs`` of word-by-word cross-entropy."""
-        config = self.config
-        pairs = sum(len(caps) for caps in self.train_data[1])
-        self.decoder.fit(
-            pairs_dataset(*self.train_data, self.vocab, config, epochs=range(start, config.epochs)),
-            steps_per_epoch=-(-pairs // config.batch_size), epochs=config.epochs,
-            initial_epoch=start, validation_data=pairs_dataset(*self.dev_data, self.vocab, config),
-            verbose=self.verbose, callbacks=[_EpochEnd(self)],
-        )
+        config, steps = self.config, self.steps()
+        train, per_epoch = self._batches(self.train_data, range(start, config.epochs))
+        dev, dev_steps = self._batches(self.dev_data)
+        if self.verbose and self.strategy.num_replicas_in_sync > 1:
+            spread = describe(self.strategy)
+            print(f"{spread['name']} training: {spread['replicas']} replicas on {spread['workers']} "
+                  f"worker(s), {config.batch_size} pairs per step in all")
+        batches = iter(train)  # one pipeline for every remaining epoch
+        for epoch in range(start, config.epochs):
+            _seed_epoch(self.decoder, config.seed, epoch)
+            logs = {"loss": steps.train(batches, per_epoch), "val_loss": steps.evaluate(dev, dev_steps)}
+            if self.end_epoch(epoch, logs):
+                break
 
     def _check_same_run(self) -> None:
         """Refuse to resume a checkpoint made with other settings or another vocabulary."""
@@ -269,18 +287,25 @@ class Trainer:
         zeros = np.zeros((1, *self.train_data[0].shape[1:]), dtype="float32")
         if self.verbose:
             print(f"language-model pre-training on {len(self.lm_captions)} captions")
-        self.decoder.fit(pairs_dataset(zeros, [self.lm_captions], self.vocab, self.config,
-                                       epochs=range(self.config.lm_epochs)),
-                         epochs=self.config.lm_epochs, verbose=self.verbose,
-                         steps_per_epoch=-(-len(self.lm_captions) // self.config.batch_size))
+        steps = self.steps()
+        text, per_epoch = self._batches((zeros, [self.lm_captions]), range(self.config.lm_epochs))
+        batches = iter(text)
+        for epoch in range(self.config.lm_epochs):
+            loss = steps.train(batches, per_epoch)
+            if self.verbose:
+                print(f"language-model epoch {epoch + 1}: loss {loss:.3f}")
 
 
 def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, config: TrainConfig,
                     resume: bool = False, overwrite: bool = False, lm_data: Path | None = None,
-                    command: str | None = None, progress: bool = True):
+                    command: str | None = None, progress: bool = True,
+                    strategy: tf.distribute.Strategy | None = None):
     """Train on the train split (plus unsplit images), stop on the dev-select half; returns the
     decoder, its vocabulary, the card so far and the two encoded dev halves (select, report).
-    Checkpoints live in ``out``."""
+    Checkpoints live in ``out``; under ``strategy`` (default: one device) only its chief shows
+    progress."""
+    strategy = strategy or tf.distribute.get_strategy()
+    progress = progress and is_chief(strategy)
     check_target(out)  # before any work: never train towards a folder that cannot be written
     kind = AttentionDecoder.feature_kind if config.decoder == "attention" else "pooled"
     records, (train, select, report), problems = load_splits(data, images, encoder, kind, progress)
@@ -291,14 +316,15 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
     if overwrite:
         shutil.rmtree(folder, ignore_errors=True)
     trainer = Trainer(folder, vocab, config, (train.features, train.captions),
-                      (select.features, select.captions), lm_captions=lm_captions, progress=progress)
+                      (select.features, select.captions), lm_captions=lm_captions, progress=progress,
+                      strategy=strategy)
     decoder = trainer.run(resume=resume)
     data_card = {"captions": str(data), "images": str(images), "train_images": len(train.names),
                  "dev_select_images": len(select.names), "dev_report_images": len(report.names),
                  "lm_captions": len(lm_captions)}
     card = make_card(encoder, config, command, data_card, problems,
                      best_epoch=trainer.state["best_epoch"], history=trainer.state["history"],
-                     training_seconds=trainer.seconds())
+                     training_seconds=trainer.seconds(), strategy=describe(strategy))
     return decoder, vocab, card, select, report
 
 
