@@ -24,6 +24,7 @@ from captioner.captioning.config import (
     FINETUNE_FLAGS,
     MONITORS,
     SCST_BASELINES,
+    STRATEGIES,
     TrainConfig,
 )
 from captioner.checks import number_in
@@ -179,7 +180,7 @@ def cmd_train(args) -> int:
     config = TrainConfig(**_overrides(args, TrainConfig))
     captioner = Captioner.train(args.data, args.images, args.out, encoder=args.encoder, config=config,
                                 resume=args.resume, overwrite=args.overwrite, lm_data=args.lm_data,
-                                command=shlex.join(["captioner", *args.argv]))
+                                command=shlex.join(["captioner", *args.argv]), strategy=args.strategy)
     print(f"saved {args.out}")
     decoding = captioner.card["decoding"]
     print(f"decoding chosen on dev-select: beam {decoding['beam']}, "
@@ -329,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="drop an interrupted run in --out and start again")
     p.add_argument("--lm-data", type=Path, help="more caption text: its words join the vocabulary, and --lm-epochs pre-trains on it")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="default: one device; mirrored: every GPU (or logical CPU device) of this "
+                        "machine; multiworker: the machines named by TF_CONFIG (run the same command "
+                        "on each). --batch-size is the global batch, spread over them")
     # The self-critical knobs belong to finetune; train would ignore them.
     plain = {k: v for k, v in vars(TrainConfig()).items() if not k.startswith("scst_")}
     _config_flags(p, SimpleNamespace(**plain), TRAIN_BOUNDS)

@@ -16,6 +16,7 @@ from captioner.captioning.bundle import Bundle, card_digest, check_target, load_
 from captioner.captioning.config import TrainConfig
 from captioner.captioning.dataset import Split, load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
+from captioner.captioning.distribute import make_strategy, worker_output
 from captioner.captioning.ensemble import Ensemble
 from captioner.captioning.guided import DEFAULT_THRESHOLD, GUIDED_BY_DEFAULT, constraints_for
 from captioner.captioning.numpy_step import numpy_decoder
@@ -392,12 +393,16 @@ class Captioner:
     def train(cls, data: Path, images: Path, out: Path, encoder: str = DEFAULT_ENCODER,
               config: TrainConfig | None = None, resume: bool = False, overwrite: bool = False,
               lm_data: Path | None = None, command: str | None = None,
-              progress: bool = True) -> Captioner:
-        """Train on the train split (plus unsplit images), stop on dev, save a bundle at ``out``."""
-        decoder, vocab, card, select, report = train_captioner(
-            data, images, out, get_encoder(encoder), config or TrainConfig(), resume=resume,
-            overwrite=overwrite, lm_data=lm_data, command=command, progress=progress)
-        return cls(decoder, vocab, card)._finish(select, report, out)
+              progress: bool = True, strategy: str = "default") -> Captioner:
+        """Train on the train split (plus unsplit images), stop on dev, save a bundle at ``out``.
+        ``strategy``: one of STRATEGIES; only the chief of several workers writes ``out``."""
+        spread = make_strategy(strategy)  # first: multiworker starts before TensorFlow runs anything
+        with worker_output(Path(out), spread, fresh=overwrite) as target:
+            decoder, vocab, card, select, report = train_captioner(
+                data, images, target, get_encoder(encoder), config or TrainConfig(), resume=resume,
+                overwrite=overwrite, lm_data=lm_data, command=command, progress=progress,
+                strategy=spread)
+            return cls(decoder, vocab, card)._finish(select, report, target)
 
     def finetune(self, data: Path, images: Path, out: Path, resume: bool = False,
                  overwrite: bool = False, command: str | None = None, progress: bool = True,
