@@ -63,10 +63,10 @@ def _rows(captioner, paths):
 
     kind = captioner.feature_kind
     kinds = (kind, "probabilities")  # what caption computes: the tags come from the classifier
-    t_encoder, result = cold(lambda: extract_features(paths, encoder, kinds=kinds, cache=False,
-                                                      progress=False))
+    # The same pipeline as caption's, cold feature cache written as it goes, no captions.
+    t_encoder, result = cold(lambda: extract_features(paths, encoder, kinds=kinds, progress=False))
     features = as_regions(result.features[kind])  # what the decoder reads
-    rows = [("encoder alone (read, decode, CNN)", t_encoder, None)]
+    rows = [("encoder alone (read, decode, CNN, cache written)", t_encoder, None)]
 
     def search(decoder, beam):
         start = time.perf_counter()
