@@ -18,6 +18,7 @@ and learning-rate decay decide alike everywhere with nothing to broadcast.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -40,14 +41,17 @@ TASK_TYPES = ("chief", "worker")  # what MultiWorkerMirroredStrategy trains with
 
 
 def read_tf_config(text: str | None) -> dict:
-    """The cluster and this machine's task from TF_CONFIG's text; CaptionerError if absent or malformed."""
+    """The cluster and this machine's task, from TF_CONFIG's text; CaptionerError if absent or
+    malformed."""
     advice = f"set it on every machine, e.g. TF_CONFIG='{TF_CONFIG_EXAMPLE}' (index 1 on the second)"
     if not text or not text.strip():
-        raise CaptionerError(f"--strategy multiworker needs the TF_CONFIG environment variable; {advice}")
+        raise CaptionerError("--strategy multiworker needs the TF_CONFIG environment variable; "
+                             + advice)
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CaptionerError(f"TF_CONFIG is not JSON ({exc.msg} at character {exc.pos}); {advice}") from None
+        raise CaptionerError(f"TF_CONFIG is not JSON ({exc.msg} at character {exc.pos}); "
+                             + advice) from None
     cluster = config.get("cluster") if isinstance(config, dict) else None
     task = config.get("task") if isinstance(config, dict) else None
     if not isinstance(cluster, dict) or not isinstance(task, dict):
@@ -82,12 +86,22 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    read_tf_config(os.environ.get("TF_CONFIG"))
+    text = os.environ.get("TF_CONFIG")
+    read_tf_config(text)
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multiworker(text)
     except (RuntimeError, ValueError) as exc:
-        raise CaptionerError(f"cannot start multiworker training ({' '.join(str(exc).split())[:200]}); "
-                             "start it in a fresh process, before TensorFlow runs anything") from None
+        reason = " ".join(str(exc).split())[:200]
+        raise CaptionerError(f"cannot start multiworker training ({reason}); start it in a fresh "
+                             "process, before TensorFlow runs anything") from None
+
+
+@functools.cache
+def _multiworker(tf_config: str) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """One strategy per process (and cluster): a second one would configure the process's
+    collectives again under its peers' feet, and their next collective can fail (seen once
+    in seven runs of a run resumed in the same process)."""
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -104,6 +118,22 @@ def describe(strategy: tf.distribute.Strategy) -> dict:
         name = "mirrored" if isinstance(strategy, tf.distribute.MirroredStrategy) else "default"
         workers = 1
     return {"name": name, "replicas": strategy.num_replicas_in_sync, "workers": workers}
+
+
+def same_on_every_worker(strategy: tf.distribute.Strategy, value: int) -> bool:
+    """Whether every worker holds this ``value`` (on one machine there is nothing to compare)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+
+    @tf.function
+    def gathered():
+        def mine():
+            context = tf.distribute.get_replica_context()
+            return context.all_gather(tf.constant([value], tf.int64), axis=0)
+
+        return strategy.experimental_local_results(strategy.run(mine))[0]
+
+    return len(set(gathered().numpy().tolist())) == 1
 
 
 @contextmanager
@@ -189,7 +219,8 @@ class DistributedSteps:
 
     def _reduced(self, loss, rows):
         # The replicas' shares add up to the global loss; ``rows`` is already the global count.
-        return self.strategy.reduce("sum", loss, axis=None), self.strategy.experimental_local_results(rows)[0]
+        return (self.strategy.reduce("sum", loss, axis=None),
+                self.strategy.experimental_local_results(rows)[0])
 
     def _replica_loss(self, batch, training: bool):
         """This replica's share of the global batch's loss, and the global batch's rows."""
@@ -201,8 +232,9 @@ class DistributedSteps:
         logits = self.model((features, tokens), training=training)
         per_word = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
         loss = tf.math.divide_no_nan(tf.reduce_sum(per_word * words), all_words)
-        if training and self.model.losses:  # each a mean over this replica's rows
-            loss += tf.add_n(self.model.losses) * tf.math.divide_no_nan(rows, all_rows)
+        if training and self.model.losses:  # each a mean over this replica's rows...
+            added = tf.add_n(self.model.losses) * tf.math.divide_no_nan(rows, all_rows)
+            loss += tf.where(rows > 0, added, 0.0)  # ...which, over no rows, is NaN
         return loss, all_rows
 
     def _replica_train(self, batch):

@@ -24,7 +24,13 @@ from captioner.captioning.bundle import CHECKPOINTS, check_target, make_card
 from captioner.captioning.config import MONITORS, TrainConfig
 from captioner.captioning.dataset import load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
-from captioner.captioning.distribute import DistributedSteps, describe, distribute_batches, is_chief
+from captioner.captioning.distribute import (
+    DistributedSteps,
+    describe,
+    distribute_batches,
+    is_chief,
+    same_on_every_worker,
+)
 from captioner.captioning.numpy_step import numpy_decoder
 from captioner.captioning.search import greedy
 from captioner.data.text import Vocabulary
@@ -224,6 +230,10 @@ class Trainer:
                 self.vocab.save(self.vocab_path)
                 self.decoder = self.start_model()
             start = self.state["epoch"]
+            if not same_on_every_worker(self.strategy, start):
+                raise CaptionerError(f"{self.folder}: the workers would start from different "
+                                     "epochs; each must read the chief's checkpoints, so put "
+                                     "--out on storage that every machine shares")
             if start < config.epochs and self.state["wait"] < config.patience:
                 self.fit(start)
             if self.best_path.is_file():
