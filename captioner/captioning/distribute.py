@@ -243,13 +243,24 @@ class DistributedSteps:
             loss, rows = self._replica_loss(batch, training=True)
         variables = self.model.trainable_variables
         pairs = [(g, v) for g, v in zip(tape.gradient(loss, variables), variables) if g is not None]
-        # Dense: the embedding's gradient comes as IndexedSlices, and it is small.
-        summed = context.all_reduce("sum", [tf.convert_to_tensor(g) for g, _ in pairs])
-        # The optimizer clips what it is given, then sums over the replicas: clip the sum here
-        # (as one device does) and give each replica 1/R of it, which the optimizer's own clip
-        # leaves as it is (its norm is at most the limit over R) and its sum puts back together.
+        # The embedding's gradient stays IndexedSlices (one row per word of the batch; summing
+        # replicas joins their rows): Keras clips those rows' norm, on one device as here.
+        summed = context.all_reduce("sum", [g for g, _ in pairs])
+        # The optimizer clips what each replica gives it, then sums over the replicas: clip the
+        # sum here, as one device does, and give it to the optimizer on the first replica only
+        # (zeros, or no rows, elsewhere), so that its own clip and sum leave it as it is. (A
+        # 1/R share on each replica would not do: Adam squares the rows of IndexedSlices one
+        # by one, so R copies of g/R are not g to it.)
         optimizer = self.model.optimizer
         clipped = optimizer._clip_gradients(summed)
-        share = 1.0 / context.num_replicas_in_sync
-        optimizer.apply_gradients([(g * share, v) for g, (_, v) in zip(clipped, pairs)])
+        first = tf.equal(context.replica_id_in_sync_group, 0)
+        optimizer.apply_gradients([(_kept_if(first, g), v) for g, (_, v) in zip(clipped, pairs)])
         return loss, rows
+
+
+def _kept_if(keep, gradient):
+    """``gradient`` where ``keep`` is true, else nothing: zeros, or no rows of IndexedSlices."""
+    if isinstance(gradient, tf.IndexedSlices):
+        rows = tf.where(keep, tf.shape(gradient.indices)[0], 0)
+        return tf.IndexedSlices(gradient.values[:rows], gradient.indices[:rows], gradient.dense_shape)
+    return gradient * tf.cast(keep, gradient.dtype)
