@@ -1,7 +1,8 @@
 import numpy as np
 from conftest import write_photo
 
-from captioner.encoders.features import FeatureCache, extract_features
+from captioner.encoders.features import FeatureCache, extract_features, feature_matrix
+from captioner.files import file_digest
 
 
 def _count_calls(encoder, monkeypatch):
@@ -143,3 +144,11 @@ def test_each_file_is_read_once_and_decoded_from_those_bytes(tmp_path, lite0, sa
     again = extract_features(sample_photos, lite0, cache=cache, progress=False)
     assert sorted(r for r in reads if r in photos) == sorted(sample_photos) and opened == []
     np.testing.assert_array_equal(first.features["pooled"], again.features["pooled"])
+    # A caller that hashed the files already (a split's matrix) spares the read of every hit.
+    monkeypatch.setattr(features, "file_digest", file_digest)
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path / "fresh"))  # no matrix made before
+    extract_features(sample_photos, lite0, progress=False)  # the default cache, warm
+    reads.clear(), opened.clear()
+    matrix = feature_matrix(sample_photos, lite0, "pooled", progress=False)
+    assert [r for r in reads if r in photos] == [] and opened == []
+    assert matrix.features["pooled"].shape == (len(sample_photos), 1280)

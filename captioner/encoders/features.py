@@ -215,11 +215,13 @@ def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_s
 
 def _cached_digest(store: FeatureCache | None, kinds: tuple[str, ...], digests: dict[int, str],
                    known: list[str | None] | None):
-    """The check a reader runs on a file's bytes before decoding them: record their hash, and
-    say whether the cache holds every kind of feature for it (then it is not decoded)."""
+    """The check a reader runs on a file before decoding it (``read()`` gives its bytes): record
+    their hash, and say whether the cache holds every kind of feature for it (then it is not
+    decoded)."""
 
-    def check(i: int, data: bytes) -> bool:
-        digests[i] = known[i] if known is not None and known[i] else hashlib.sha256(data).hexdigest()
+    def check(i: int, read) -> bool:
+        # A hash the caller already made spares the read: a cache hit is then never opened.
+        digests[i] = known[i] if known is not None and known[i] else hashlib.sha256(read()).hexdigest()
         return store is not None and all(store.path(digests[i], k).is_file() for k in kinds)
 
     return check
@@ -233,8 +235,8 @@ def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=N
     """Yield (indices, uint8 images, cached) batches in input order, read and decoded in parallel
     by tf.data worker threads (one per core) while the caller works on the previous batch.
 
-    ``cached(i, data)``, called on each file's bytes, may answer True: that file is then not
-    decoded (its image is left blank) and its flag in ``cached`` is set. An ``EncodedImage`` is
+    ``cached(i, read)``, called on each file (``read()`` gives its bytes), may answer True: that
+    file is then not decoded (its image is left blank) and its flag in ``cached`` is set. An ``EncodedImage`` is
     decoded from its bytes as the file of its name would be, and never asked about: it is not
     a file. Failures go to ``errors``."""
     import tensorflow as tf
@@ -250,14 +252,20 @@ def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=N
                 return i, resize(item.pixels, size), 0
             if isinstance(item, EncodedImage):
                 return i, resize(load_image(named, size=size, data=item.data), size), 0
+            data = []  # the file's bytes, read at most once
+
+            def read() -> bytes:
+                data[:] = data or [Path(item).read_bytes()]
+                return data[0]
+
             try:
-                data = Path(item).read_bytes()
+                if cached is not None and cached(i, read):
+                    return i, blank, 1
+                read()
             except OSError as exc:
                 errors[i] = f"cannot read file ({exc.strerror or exc})"
                 return i, blank, -1
-            if cached is not None and cached(i, data):
-                return i, blank, 1
-            return i, resize(load_image(item, size=size, data=data), size), 0
+            return i, resize(load_image(item, size=size, data=data[0]), size), 0
         except CaptionerError as exc:
             errors[i] = str(exc).removeprefix(f"{named}: ")
             return i, blank, -1
