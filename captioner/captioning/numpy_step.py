@@ -107,9 +107,7 @@ class ShowTellStep(_Step):
 class AttentionStep(_Step):
     """Soft attention: each word looks at the map, then the LSTM reads word and gated context."""
 
-    # The map and its projection ride in the state but never change: a search that reorders
-    # hypotheses of one image may leave them where they are (48 MB a step at beam 3 x 64).
-    fixed_states = (2, 3)
+    fixed_states = AttentionDecoder.fixed_states  # the map and its projection
 
     def __init__(self, decoder: AttentionDecoder):
         super().__init__(decoder)

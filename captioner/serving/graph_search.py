@@ -35,6 +35,7 @@ def beam_search_graph(decoder, features: tf.Tensor, width: int, max_length: int,
     done_seqs = tf.zeros([n, k, max_length], tf.int32)
     active = tf.ones([n], tf.bool)
     slots = tf.range(k)
+    fixed = getattr(decoder, "fixed_states", ())
 
     def body(t, tokens, states, alive, seqs, done_norm, done_total, done_len, done_seqs, active):
         length = tf.cast(t + 1, tf.float32)
@@ -64,7 +65,8 @@ def beam_search_graph(decoder, features: tf.Tensor, width: int, max_length: int,
         settled = _settled(live, done_norm, k, t + 1, max_length, lp)
         active = active & ~settled
         rows = tf.reshape(tf.range(n)[:, None] * k + tf.gather(beam, at, batch_dims=1), [-1])
-        states = [tf.gather(s, rows) for s in states]
+        # A hypothesis moves within its image's rows: per-image constants need no gather.
+        states = [s if j in fixed else tf.gather(s, rows) for j, s in enumerate(states)]
         seqs = tf.gather(grown, at, batch_dims=1)
         tokens = tf.reshape(tf.where(found, tf.gather(word, at, batch_dims=1), Vocabulary.PAD_ID), [-1])
         alive = tf.where(active[:, None], live, never)

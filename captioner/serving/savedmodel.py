@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 from captioner.captioning.ensemble import Ensemble
+from captioner.captioning.search import DEFAULT_MAX_LENGTH
 from captioner.errors import CaptionerError
 from captioner.serving.graph_search import beam_search_graph, ids_to_text
 
-MAX_LENGTH = 20  # words, as the Python searches
 
 
 def export_savedmodel(captioner, out: Path, beam: int | None = None,
@@ -53,7 +53,7 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
         features = encoder.model(batch, training=False)[kind]
         if kind == "spatial":  # (N, h, w, C) as (N, regions, C), what an attention decoder reads
             features = tf.reshape(features, [tf.shape(features)[0], -1, features.shape[-1]])
-        ids, scores, _ = beam_search_graph(decoder, features, settings["beam"], MAX_LENGTH,
+        ids, scores, _ = beam_search_graph(decoder, features, settings["beam"], DEFAULT_MAX_LENGTH,
                                            settings["length_penalty"])
         return {"captions": ids_to_text(ids, words), "scores": scores}
 

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from captioner.captioning.ensemble import Ensemble
+from captioner.captioning.search import DEFAULT_MAX_LENGTH
 from captioner.encoders.tflite_runner import convert, open_interpreter
 from captioner.errors import CaptionerError
 from captioner.files import atomic_write_text
-from captioner.serving.savedmodel import MAX_LENGTH, new_folder
+from captioner.serving.savedmodel import new_folder
 
 
 def export_tflite(captioner, out: Path, beam: int | None = None,
@@ -64,7 +65,7 @@ def export_tflite(captioner, out: Path, beam: int | None = None,
         convert(encoder.model, staging / "encoder.tflite")
         captioner.vocab.save(staging / "vocab.json")
         atomic_write_text(staging / "decoding.json", json.dumps(
-            {**captioner.decoding(beam, length_penalty), "max_length": MAX_LENGTH,
+            {**captioner.decoding(beam, length_penalty), "max_length": DEFAULT_MAX_LENGTH,
              "input_size": encoder.input_size, "feature_kind": captioner.feature_kind}, indent=1))
         os.replace(staging, out)
     except BaseException:
