@@ -21,7 +21,6 @@ from captioner.errors import CaptionerError
 from captioner.serving.graph_search import beam_search_graph, ids_to_text
 
 
-
 def export_savedmodel(captioner, out: Path, beam: int | None = None,
                       length_penalty: float | None = None) -> Path:
     """Write ``captioner`` to the new folder ``out`` as a SavedModel with the signature
