@@ -145,10 +145,12 @@ def cmd_classify(args) -> int:
 def cmd_caption(args) -> int:
 
     captioner = _captioner(args.model)
+    if args.link_images and (args.output is None or args.output.suffix.lower() != ".html"):
+        raise CaptionerError("--link-images is for an .html gallery: add -o NAME.html")
     rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
                              output=args.output, overwrite=args.overwrite,
-                             attention=args.attention or False, guided=args.guided,
-                             guide_threshold=args.guide_threshold)
+                             attention=args.attention or args.attention_maps, guided=args.guided,
+                             guide_threshold=args.guide_threshold, link_images=args.link_images)
     if args.output is None:
         return _print_rows(rows, "image", lambda r: f": {r['caption']}" + _tag_list(r, " | "))
     return _report(rows, args.output, "images")
@@ -312,7 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("caption", help="caption images (files or folders)")
     p.add_argument("paths", nargs="*", type=Path, help="image files or folders")
     p.add_argument("--samples", action="store_true", help="add the sample photos that ship with scikit-image")
-    _output_flags(p, ".jsonl, .csv or .json (COCO results)")
+    _output_flags(p, ".jsonl, .csv, .json (COCO results) or .html (a gallery to look at)")
+    p.add_argument("--link-images", action="store_true",
+                   help="the .html gallery links the photos (relative to the page) instead of "
+                        "embedding thumbnails: for large folders")
     p.add_argument("--beam", type=beam, help="beam width (1: greedy; default: the model card's)")
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     p.add_argument("--model", type=Path, action="append",
@@ -320,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     _guide_flags(p)
     p.add_argument("--attention", type=Path, metavar="DIR",
                    help="write one PNG per image into DIR: where each word looked (attention models)")
+    p.add_argument("--attention-maps", action="store_true",
+                   help="keep each word's attention weights in the rows (attention models); an "
+                        ".html gallery shows them when the pointer is on a caption word")
     p.set_defaults(func=cmd_caption)
 
     p = sub.add_parser("train", help="train a captioner on a caption file and an image folder")
@@ -381,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     seconds = _number("clip seconds", MIN_CLIP_SECONDS, MAX_CLIP_SECONDS)
     p = sub.add_parser("tag", help="tags and a caption for every clip of videos")
     p.add_argument("videos", nargs="+", type=Path, help="video files or folders")
-    _output_flags(p, ".jsonl, .csv, .vtt or .srt")
+    _output_flags(p, ".jsonl, .csv, .vtt, .srt or .html (a timeline page to look at)")
     p.add_argument("--clip-seconds", type=seconds, default=tag.clip_seconds,
                    help=f"clip length, {MIN_CLIP_SECONDS:g} to {MAX_CLIP_SECONDS:g} (default {tag.clip_seconds})")
     p.add_argument("--overlap", type=_number("overlap", 0, MAX_CLIP_SECONDS), default=tag.overlap,

@@ -199,14 +199,15 @@ class Captioner:
     def caption(self, images, beam: int | None = None, recursive: bool = False,
                 output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,
                 guided: bool | None = None, guide_threshold: float | None = None,
-                chunk: int = 256, progress: bool = True) -> list[dict]:
+                chunk: int = 256, progress: bool = True, link_images: bool = False) -> list[dict]:
         """A caption for every image: ``{"image", "caption", "score", "tags"}`` or ``{"image", "error"}``
         (``tags``: the basic-level words of the encoder's ImageNet classes, e.g. ``{"tag": "cat",
         "score": 0.93}``, a word's score summing its classes; absent without an ImageNet head).
 
         ``images``: a path (file or folder), a PIL image, a numpy array, or a list of these.
         Rows come in the order given (paths that cannot be found first); the batch goes on.
-        With ``output`` (.jsonl, .csv or .json) the rows are also written there, atomically; a
+        With ``output`` (.jsonl, .csv, .json or .html) the rows are also written there, atomically
+        (an .html gallery embeds thumbnails, or links the photos with ``link_images``); a
         re-run with the same output and settings skips the images it already holds, an
         interrupted run resumes from its journal, and a re-run with other settings needs
         ``overwrite``. ``attention`` (attention decoders): True adds each word's weights over
@@ -226,7 +227,7 @@ class Captioner:
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
         with result_writer(output, key="image", kind="images", settings=settings,
-                           overwrite=overwrite) as writer:
+                           overwrite=overwrite, link_images=link_images) as writer:
             writer.add([{"image": display_path(p), "error": reason} for p, reason in problems
                         if not writer.done(p)])
             todo = [item for item in items if not (isinstance(item, Path) and writer.done(item))]

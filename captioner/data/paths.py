@@ -8,6 +8,7 @@ folder with nothing to work on or a sub-folder that cannot be read becomes a pro
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +24,17 @@ Problem = tuple[Path, str]
 def display_path(path: str | os.PathLike) -> str:
     """A path as text that can always be printed and written as UTF-8 (see ``files.printable``)."""
     return printable(os.fsdecode(path))
+
+
+def path_from_display(text: str) -> Path:
+    """The file a ``display_path`` text names: the text itself when that file exists, else the
+    text with its ``\\xNN`` escapes turned back into the bytes of a non-UTF-8 name (only bytes
+    from 0x80 up are escaped there, so a literal ``\\x41`` in a name stays as it is)."""
+    path = Path(text)
+    if "\\x" not in text or path.exists():
+        return path
+    raw = re.sub(rb"\\x([89a-f][0-9a-f])", lambda m: bytes([int(m[1], 16)]), text.encode("utf-8"))
+    return Path(os.fsdecode(raw))
 
 
 def find_files(

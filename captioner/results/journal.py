@@ -14,7 +14,7 @@ holds (flock) while it writes. Items are keyed by their resolved path,
 so `photo.jpg` and `/home/me/photo.jpg` are one item.
 
 A re-run loads what is done from the output itself (.jsonl and .csv can be read back) and
-from the journal. Outputs that cannot be read back (.json, .vtt, .srt) keep their journal
+from the journal. Outputs that cannot be read back (.json, .vtt, .srt, .html) keep their journal
 after the run, so that a later run adds to their rows instead of replacing them.
 """
 
@@ -57,9 +57,15 @@ class ResultWriter:
     """
 
     def __init__(self, path: str | os.PathLike, key: str, kind: str,
-                 settings: dict[str, Any] | None = None, overwrite: bool = False) -> None:
-        """Check that the run can write its output, lock it, then load what earlier runs did."""
+                 settings: dict[str, Any] | None = None, overwrite: bool = False,
+                 link_images: bool = False) -> None:
+        """Check that the run can write its output, lock it, then load what earlier runs did.
+
+        ``link_images``: an .html gallery links the photos instead of embedding thumbnails; a
+        page is rendered from all rows at the end, so this may change between runs.
+        """
         self.path, self.key, self.kind = Path(path), key, kind
+        self.link_images = link_images
         output_writer(self.path, kind)  # a wrong suffix fails now, not after the whole run
         self.journal = self.path.with_name(f".{self.path.name}.journal.jsonl")
         self.settings_path = self.path.with_name(f".{self.path.name}.settings.json")
@@ -113,7 +119,7 @@ class ResultWriter:
         try:
             self._close_journal()
             self._write_record()
-            write_rows(self.path, self.rows, self.kind)
+            write_rows(self.path, self.rows, self.kind, self.link_images)
             self._write_record(replacing=False)  # the output on disk is this run's now
             if self.path.suffix.lower() in READABLE_SUFFIXES:
                 self.journal.unlink(missing_ok=True)  # only now: a failed write keeps it
@@ -304,8 +310,9 @@ class MemoryWriter:
 
 
 def result_writer(path: Path | None, key: str, kind: str, settings: dict[str, Any] | None = None,
-                  overwrite: bool = False) -> ResultWriter | MemoryWriter:
+                  overwrite: bool = False, link_images: bool = False) -> ResultWriter | MemoryWriter:
     """A resumable ResultWriter for ``path``, or a MemoryWriter when there is no path."""
     if path is None:
         return MemoryWriter()
-    return ResultWriter(path, key, kind, settings=settings, overwrite=overwrite)
+    return ResultWriter(path, key, kind, settings=settings, overwrite=overwrite,
+                        link_images=link_images)

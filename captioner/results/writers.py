@@ -1,4 +1,5 @@
-"""Result writers: the rows of a captioning or tagging run as JSONL, CSV, COCO results, WebVTT, SRT.
+"""Result writers: the rows of a captioning or tagging run as JSONL, CSV, COCO results, WebVTT,
+SRT, or an HTML page (a gallery of photos, a timeline of videos).
 
 Also reads JSONL and CSV outputs back, so that a batch run can resume.
 """
@@ -6,7 +7,6 @@ Also reads JSONL and CSV outputs back, so that a batch run can resume.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import logging
@@ -18,6 +18,8 @@ from typing import Any
 
 from captioner.errors import FormatError
 from captioner.files import atomic_write_text, printable, read_text
+from captioner.results.cues import cue_text
+from captioner.results.pages import write_page
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,13 @@ log = logging.getLogger(__name__)
 #   videos: {"video", "clip", "start", "end", "tags": [{"tag", "score"}], "caption"}
 #           or {"video", "error"}
 # JSONL keeps every key of a row; CSV keeps its fixed columns; COCO results, WebVTT and SRT
-# keep what their format can say, so only .jsonl and .csv can be read back (to resume).
+# keep what their format can say, and an .html page shows them, so only .jsonl and .csv can be
+# read back (to resume).
 
 KINDS = {"images": "image", "videos": "video"}  # kind -> the key that names the item
 OUTPUT_SUFFIXES = {
-    "images": (".jsonl", ".csv", ".json"),
-    "videos": (".jsonl", ".csv", ".vtt", ".srt"),
+    "images": (".jsonl", ".csv", ".json", ".html"),
+    "videos": (".jsonl", ".csv", ".vtt", ".srt", ".html"),
 }
 READABLE_SUFFIXES = (".jsonl", ".csv")
 CSV_COLUMNS = {
@@ -40,8 +43,8 @@ CSV_COLUMNS = {
     "videos": ("video", "clip", "start", "end", "tags", "caption", "error"),
 }
 _OUTPUTS_HELP = (
-    "supported: .jsonl and .csv for images and videos, .json (COCO results) for images, "
-    ".vtt and .srt for videos"
+    "supported: .jsonl, .csv and .html (a page) for images and videos, .json (COCO results) "
+    "for images, .vtt and .srt for videos"
 )
 
 
@@ -100,16 +103,20 @@ def write_coco_results(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) 
 
 def write_webvtt(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
     """Write video clip rows as WebVTT cues (`HH:MM:SS.mmm`); error rows are skipped."""
-    _write_cues(Path(path), rows, vtt=True)
+    atomic_write_text(Path(path), cue_text(rows, vtt=True))
 
 
 def write_srt(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
     """Write video clip rows as SRT cues (numbered from 1, `HH:MM:SS,mmm`); error rows skipped."""
-    _write_cues(Path(path), rows, vtt=False)
+    atomic_write_text(Path(path), cue_text(rows, vtt=False))
 
 
-def output_writer(path: str | os.PathLike, kind: str) -> Callable[[Path, list[dict]], None]:
-    """The writer for an output path's suffix, or FormatError when it cannot hold `kind` rows."""
+def output_writer(path: str | os.PathLike, kind: str,
+                  link_images: bool = False) -> Callable[[Path, list[dict]], None]:
+    """The writer for an output path's suffix, or FormatError when it cannot hold `kind` rows.
+
+    ``link_images``: an .html gallery links the photos instead of embedding thumbnails.
+    """
     path, suffix = Path(path), Path(path).suffix.lower()
     if kind not in KINDS:
         raise FormatError(f"unknown result kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -122,13 +129,15 @@ def output_writer(path: str | os.PathLike, kind: str) -> Callable[[Path, list[di
         ".json": write_coco_results,
         ".vtt": write_webvtt,
         ".srt": write_srt,
+        ".html": lambda p, rows: write_page(p, rows, kind, link_images),
     }
     return writers[suffix]
 
 
-def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]], kind: str) -> None:
+def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]], kind: str,
+               link_images: bool = False) -> None:
     """Write `kind` rows ("images" or "videos") in the format told by the path's suffix."""
-    writer = output_writer(path, kind)
+    writer = output_writer(path, kind, link_images)
     rows, key = list(rows), KINDS[kind]
     missing = next((i for i, row in enumerate(rows) if key not in row), None)
     if missing is not None:
@@ -261,50 +270,3 @@ def _read_results_csv(path: Path) -> list[dict[str, Any]]:
                 raise FormatError(f"{where}: bad {name} value {cell!r}") from None
         rows.append(row)
     return rows
-
-
-def _write_cues(path: Path, rows: Iterable[dict[str, Any]], vtt: bool) -> None:
-    """Write WebVTT (`vtt`) or SRT: the two differ in header, numbering, ms separator, escaping."""
-    sep = "." if vtt else ","
-    blocks = ["WEBVTT"] if vtt else []
-    for number, (start, end, lines) in enumerate(_cues(rows), start=1):
-        timing = f"{_timestamp(start, sep)} --> {_timestamp(end, sep)}"
-        if vtt:  # &, < and > are markup in WebVTT cue text
-            blocks.append("\n".join([timing] + [html.escape(line, quote=False) for line in lines]))
-        else:
-            blocks.append("\n".join([str(number), timing, *lines]))
-    atomic_write_text(path, "\n\n".join(blocks) + "\n" if blocks else "")
-
-
-def _cues(rows: Iterable[dict[str, Any]]) -> list[tuple[int, int, list[str]]]:
-    """(start ms, end ms, text lines) of the clip rows, sorted by (video, start); errors skipped."""
-    clips = sorted(
-        (row for row in rows if "error" not in row),
-        key=lambda row: (str(row["video"]), float(row["start"])),
-    )
-    several = len({str(row["video"]) for row in clips}) > 1
-    cues = []
-    for row in clips:
-        caption = _one_line(row.get("caption") or "")
-        if several:
-            caption = f"[{_one_line(Path(row['video']).name)}] {caption}".rstrip()
-        tags = ", ".join(f"{_one_line(t['tag'])} ({t['score']:.2f})" for t in row.get("tags") or [])
-        lines = [line for line in (caption, tags and f"tags: {tags}") if line]
-        start = max(0, round(float(row["start"]) * 1000))
-        end = max(round(float(row["end"]) * 1000), start + 1)  # players drop cues that end first
-        if lines:  # a cue without text would read as the end of the cue
-            cues.append((start, end, lines))
-    return cues
-
-
-def _one_line(text: Any) -> str:
-    """Cue-safe text: whitespace (newlines too) collapsed, no `-->` (it marks a timing line)."""
-    return re.sub(r"-{2,}>", "->", " ".join(str(text).split()))
-
-
-def _timestamp(ms: int, sep: str) -> str:
-    """`HH:MM:SS<sep>mmm` for a time in milliseconds."""
-    seconds, ms = divmod(ms, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{sep}{ms:03d}"

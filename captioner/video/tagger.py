@@ -90,7 +90,8 @@ class VideoTagger:
         """Rows for every clip of every video found (``{"video", "error"}`` for a bad file).
 
         ``videos``: a path (file or folder) or a list of them. With ``output`` (.jsonl, .csv,
-        .vtt, .srt) the rows are written there atomically; a re-run with the same settings
+        .vtt, .srt, or .html: a timeline page) the rows are written there atomically; a re-run
+        with the same settings
         skips the videos already done, an interrupted run resumes, and a re-run with other
         settings needs ``overwrite``.
         """
