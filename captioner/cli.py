@@ -143,10 +143,9 @@ def cmd_classify(args) -> int:
 
 
 def cmd_caption(args) -> int:
-
-    captioner = _captioner(args.model)
     if args.link_images and (args.output is None or args.output.suffix.lower() != ".html"):
         raise CaptionerError("--link-images is for an .html gallery: add -o NAME.html")
+    captioner = _captioner(args.model)
     rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
                              output=args.output, overwrite=args.overwrite,
                              attention=args.attention or args.attention_maps, guided=args.guided,

@@ -28,6 +28,8 @@ import os, sys
 read, write = os.dup(int(sys.argv[1])), os.dup(int(sys.argv[2]))
 os.dup2(read, 3)
 os.dup2(write, 4)
+os.set_inheritable(3, True)  # dup2 onto itself (a dup that landed on 3) keeps close-on-exec
+os.set_inheritable(4, True)
 os.execvp(sys.argv[3], sys.argv[3:])
 """
 

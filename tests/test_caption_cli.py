@@ -349,3 +349,11 @@ def test_guided_captions_name_what_the_classifier_is_sure_of(sample_photos, tmp_
     # guided rows and free rows never mix in one output
     proc = run_cli("caption", *sample_photos, "--no-guided", "-o", out, check=False)
     assert proc.returncode == 2 and "other settings (guided True -> False)" in proc.stderr
+
+
+def test_link_images_needs_an_html_output(tmp_path):
+    for extra in ([], ["-o", tmp_path / "rows.jsonl"]):
+        proc = run_cli("caption", "--samples", "--link-images", *extra, check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == ("captioner: error: --link-images is for an .html gallery: "
+                                       "add -o NAME.html")

@@ -159,7 +159,9 @@ def _video(name: str, rows: list[dict[str, Any]], folder: Path | None) -> str:
               f'{_attrs({"src": track})}></video>')
     frames = clip_keyframes(name, [(float(r["start"]) + float(r["end"])) / 2 for r in rows])
     clips = "".join(_clip(row, frame, Path(name).name) for row, frame in zip(rows, frames))
-    return f'<section class="cp-video">{title}{player}<ol class="cp-strip">{clips}</ol></section>'
+    note = ('<p class="cp-unplayable" hidden>This browser cannot play this file (or it has '
+            'moved); the clips below still show what it holds.</p>')
+    return f'<section class="cp-video">{title}{player}{note}<ol class="cp-strip">{clips}</ol></section>'
 
 
 def _clip(row: dict[str, Any], keyframe: str | None, file_name: str) -> str:

@@ -71,6 +71,10 @@
   function setUpVideo(section) {
     var video = section.querySelector("video"), clips = section.querySelectorAll(".cp-clip");
     if (!video) return;
+    // A format the browser cannot play (AVI, MPEG-4 part 2...) or a moved file: say so.
+    function unplayable() { section.querySelector(".cp-unplayable").hidden = false; }
+    if (video.error) unplayable();
+    video.addEventListener("error", unplayable);
     clips.forEach(function (clip) {
       function seek() { video.currentTime = parseFloat(clip.getAttribute("data-start")); }
       clip.addEventListener("click", seek);
