@@ -18,9 +18,11 @@ NOTEBOOKS = REPO / "notebooks"
 # (notebook, values, text the run must print besides showing at least one PNG figure).
 RUNS = {
     "caption_photos": ("01_caption_photos", {"BEAM": 2, "PREFIX": "a cat", "STEPS": 6},
-                       ["greedy:", "probabilities table:", "attention map:"]),
+                       ["greedy:", "probabilities table:", "attention map:",
+                        "gallery: 5 photos, 5 with attention", '<div class="captioner-page cp-gallery">']),
     "tag_synthetic_video": ("02_tag_a_video", {"USE_REAL": False, "CLIP_SECONDS": 3, "FPS": 1},
-                            ["synthetic frames:", "heat map:", "WEBVTT"]),
+                            ["synthetic frames:", "heat map:", "WEBVTT", "timeline: 4 clips",
+                            '<div class="captioner-page cp-timeline">']),
     "train_real": ("03_train_and_evaluate", {"SIZE": 20, "DEV": 8, "EPOCHS": 2, "DATA": str(FLICKR)},
                    ["real Flickr8k photos", "best epoch:", "CIDEr-D"]),
     "train_synthetic": ("03_train_and_evaluate", {"EPOCHS": 2, "DATA": "no-such-folder"},
@@ -57,6 +59,7 @@ def outputs(nb) -> tuple[str, int]:
                 text.append(out["text"])
             data = out.get("data", {})
             text.append(data.get("text/plain", ""))
+            text.append(data.get("text/html", ""))
             pngs += "image/png" in data
     return "".join(text), pngs
 
