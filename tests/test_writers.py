@@ -228,7 +228,7 @@ def test_one_video_has_no_name_prefix(tmp_path) -> None:
 @pytest.mark.parametrize(
     "name, kind, rows, message",
     [
-        ("out.txt", "images", IMAGES, r"\.jsonl and \.csv"),
+        ("out.txt", "images", IMAGES, r"\.jsonl, \.csv and \.html \(a page\)"),
         ("out", "videos", VIDEOS, "without a suffix"),
         ("out.json", "videos", VIDEOS, r"\.json \(COCO results\) for images"),
         ("out.vtt", "images", IMAGES, r"\.vtt and \.srt for videos"),
