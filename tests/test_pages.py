@@ -96,21 +96,27 @@ def test_gallery_embeds_small_upright_thumbnails_and_links_non_utf8_names(tmp_pa
     wide = write_photo(tmp_path / "wide.jpg", size=(1000, 400), fmt="JPEG")
     odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9 'q\" <b>.png"))
     shutil.copy(tall, odd)
-    rows = [{"image": display_path(p), "caption": "a picture", "score": -1.0} for p in (tall, wide, odd)]
+    turned = tmp_path / "turned.jpg"  # stored wide, EXIF says: turn it a quarter to stand tall
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(tall).transpose(Image.ROTATE_90).save(turned, exif=exif.tobytes())
+    rows = [{"image": display_path(p), "caption": "a picture", "score": -1.0}
+            for p in (tall, wide, odd, turned)]
     assert "\\xe9" in rows[2]["image"]  # the row holds the printable name, not the bytes
 
     page = Page(gallery_html(rows))
     thumbs = [_decode_data_uri(img[1]["src"]) for img in page.find("img")]
-    assert [t.size for t in thumbs] == [(85, 256), (256, 102), (85, 256)]
+    assert [t.size for t in thumbs] == [(85, 256), (256, 102), (85, 256), (85, 256)]
     assert all(img[1]["loading"] == "lazy" for img in page.find("img"))
     original = np.asarray(Image.open(tall).resize((85, 256), Image.BICUBIC), dtype=float)
     assert np.abs(np.asarray(thumbs[0], dtype=float) - original).mean() < 12  # the same picture
+    assert np.abs(np.asarray(thumbs[3], dtype=float) - original).mean() < 12  # turned upright
 
     out = tmp_path / "pages" / "gallery.html"
     write_page(out, rows, "images", link_images=True)
     linked = Page(out.read_text(encoding="utf-8"))
     sources = [img[1]["src"] for img in linked.find("img")]
-    assert sources[:2] == ["../tall.png", "../wide.jpg"]
+    assert sources[:2] == ["../tall.png", "../wide.jpg"] and sources[3] == "../turned.jpg"
     assert unquote_to_bytes(sources[2]) == b"../caf\xe9 'q\" <b>.png"
     assert linked.texts("p", "cp-name")[2] == "caf\\xe9 'q\" <b>.png"
 
@@ -126,6 +132,21 @@ def test_attention_maps_ride_on_the_thumbnail(tmp_path):
     assert items[0][1]["data-grid"] == "7"
     assert page.find("canvas", "cp-map")[0][1]["width"] == "7"
     assert "data-maps" not in items[1][1]  # two regions: the grid's shape is unknown
+    broken = [[float("nan")] * 49] * 3  # would break JSON.parse and the script after it
+    row = {"image": str(photo), "caption": "a red bus", "score": -1.0, "attention": broken}
+    assert "data-maps" not in Page(gallery_html([row])).find("figure", "cp-item")[0][1]
+
+
+def test_gallery_of_in_memory_pictures():
+    pixels = np.zeros((300, 600, 3), np.uint8)
+    pixels[:, :300] = (200, 30, 30)
+    rows = [{"image": "<array 0>", "caption": "a red half", "score": -1.0},
+            {"image": "<array 1>", "error": "too small"}]
+    page = Page(gallery_html(rows, pictures=[Image.fromarray(pixels), None]))
+    thumb = np.asarray(_decode_data_uri(page.find("img")[0][1]["src"]), dtype=float)
+    assert thumb.shape == (128, 256, 3) and thumb[:, :100].mean(axis=(0, 1))[0] > 150
+    with pytest.raises(ValueError, match="one per row"):
+        gallery_html(rows, pictures=[pixels])
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +195,29 @@ def test_timeline_has_player_track_and_a_keyframe_per_clip(scenes, tmp_path):
     assert page.texts("p", "cp-error-text") == ["cannot open <as> a video"]
 
 
+def test_timeline_groups_each_video_once_and_escapes_its_name(scenes, tmp_path):
+    hostile = Path(os.fsdecode(os.fsencode(tmp_path) + b"/a \"b\" #1?%25 <x>&\xe9'.mp4"))
+    shutil.copy(scenes, hostile)
+    rows = _clip_rows(scenes)
+    other = [dict(row, video=display_path(hostile)) for row in _clip_rows(scenes)[:2]]
+    page = Page(timeline_html([rows[0], other[0], rows[1], other[1], rows[2]], tmp_path))
+    titles = [h[1]["title"] for h in page.find("h2")]
+    assert titles == [str(scenes), display_path(hostile)]
+    assert len(page.find("section")) == 2 and len(page.find("li", "cp-clip")) == 5
+    sources = [unquote_to_bytes(v[1]["src"]) for v in page.find("video")]
+    assert sources[1] == os.fsencode(hostile.name)  # relative to tmp_path, every byte kept
+
+
+def test_clip_times_read_as_clocks_and_seek_to_the_millisecond():
+    rows = [{"video": "gone.mp4", "clip": 0, "start": 59.96, "end": 1234.563, "caption": "x", "tags": []},
+            {"video": "gone.mp4", "clip": 1, "start": 3599.96, "end": 10000.25, "caption": "y", "tags": []}]
+    page = Page(timeline_html(rows))
+    assert page.texts("p", "cp-time") == ["1:00.0 – 20:34.6", "1:00:00.0 – 2:46:40.2"]
+    assert [(c[1]["data-start"], c[1]["data-end"]) for c in page.find("li", "cp-clip")] == [
+        ("59.96", "1234.563"), ("3599.96", "10000.25")]
+    assert page.find("h1")[0][2].startswith("captioner timeline: 1 video, 2 clips")
+
+
 def test_pages_fetch_nothing(scenes, tmp_path):
     photo = write_photo(tmp_path / "p.png")
     for text in (gallery_html([{"image": str(photo), "caption": "a", "score": 0.0}]),
@@ -199,7 +243,13 @@ def test_html_output_is_resumable_and_keeps_its_journal(tmp_path):
     assert (tmp_path / ".gallery.html.journal.jsonl").exists()  # a page cannot be read back
 
 
-def test_html_suffix_for_both_kinds_and_unknown_kinds_refused(tmp_path):
-    assert output_writer(tmp_path / "a.html", "images") and output_writer(tmp_path / "b.HTML", "videos")
+def test_html_suffix_writes_the_page_of_each_kind(scenes, tmp_path):
+    output_writer(tmp_path / "a.html", "images")(tmp_path / "a.html", [{"image": "x.jpg", "error": "e"}])
+    output_writer(tmp_path / "b.HTML", "videos")(tmp_path / "b.HTML", _clip_rows(scenes))
+    assert Page((tmp_path / "a.html").read_text()).find("div", "cp-gallery")
+    assert len(Page((tmp_path / "b.HTML").read_text()).find("li", "cp-clip")) == 3
     with pytest.raises(FormatError, match="no page"):
         write_page(tmp_path / "c.html", [], "clips")
+    (tmp_path / "mine.html").write_text("<p>a page someone wrote</p>")
+    with pytest.raises(FormatError, match="no journal beside it"):
+        ResultWriter(tmp_path / "mine.html", "image", "images")

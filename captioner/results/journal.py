@@ -276,6 +276,8 @@ def _describe_foreign(path: Path) -> str:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             ours = False
         return "holds COCO results of another run" if ours else "is not a results file"
+    if path.suffix.lower() == ".html":
+        return "has no journal beside it to render the page from (another run's, or not ours)"
     return "was written by another run"
 
 

@@ -19,27 +19,33 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from captioner.errors import CaptionerError, FormatError
 from captioner.files import atomic_write_text
 from captioner.results.cues import cue_text
-from captioner.results.thumbnails import clip_keyframes, photo_thumbnail, relative_url
+from captioner.results.media import clip_keyframes, photo_thumbnail, picture_thumbnail, relative_url
 
 PAGE_KINDS = {"images": "gallery", "videos": "timeline"}
 
 
 def gallery_html(rows: Iterable[dict[str, Any]], folder: Path | None = None,
-                 link_images: bool = False) -> str:
+                 link_images: bool = False, pictures: list | None = None) -> str:
     """The gallery of image rows as an HTML fragment with its own style and script.
 
     Thumbnails (at most 256 px) are embedded as JPEG data URIs, or with ``link_images`` the
     photos are linked relative to ``folder`` (the page's; None: the working folder).
+    ``pictures``: what was captioned, one per row, for rows of in-memory images (PIL images or
+    arrays; a row of a file may have None), whose rows name no file to show.
     """
     rows = list(rows)
+    pictures = list(pictures) if pictures is not None else [None] * len(rows)
+    if len(pictures) != len(rows):
+        raise ValueError(f"{len(pictures)} pictures for {len(rows)} rows; give one per row")
     bad = sum("error" in row for row in rows)
-    items = [_photo(n, row, folder, link_images)
-             for n, row in enumerate(tqdm(rows, desc="gallery", unit="image", disable=None))]
+    items = [_photo(n, row, folder, link_images, picture) for n, (row, picture)
+             in enumerate(tqdm(list(zip(rows, pictures)), desc="gallery", unit="image", disable=None))]
     head = f"{len(rows)} photo{'' if len(rows) == 1 else 's'}" + (f", {bad} unreadable" if bad else "")
     sort = ('<label>sort <select class="cp-sort"><option value="given">as given</option>'
             '<option value="best">best score first</option>'
@@ -58,7 +64,8 @@ def timeline_html(rows: Iterable[dict[str, Any]], folder: Path | None = None) ->
                 for name, clips in tqdm(videos.items(), desc="timeline", unit="video", disable=None)]
     bad = sum(any("error" in row for row in clips) for clips in videos.values())
     clips = sum("error" not in row for group in videos.values() for row in group)
-    head = (f"{len(videos)} video{'' if len(videos) == 1 else 's'}, {clips} clips"
+    head = (f"{len(videos)} video{'' if len(videos) == 1 else 's'}, "
+            f"{clips} clip{'' if clips == 1 else 's'}"
             + (f", {bad} unreadable" if bad else ""))
     return _page("timeline", head, "", "".join(sections))
 
@@ -94,7 +101,8 @@ def _page(kind: str, head: str, controls: str, content: str) -> str:
             f'{content}\n<script>{script}</script>\n</div>')
 
 
-def _photo(order: int, row: dict[str, Any], folder: Path | None, link_images: bool) -> str:
+def _photo(order: int, row: dict[str, Any], folder: Path | None, link_images: bool,
+           picture=None) -> str:
     """One gallery item: the thumbnail, then the caption, score, tags and name (or the error)."""
     name = str(row["image"])
     words = _filter_text(row.get("caption"), row.get("tags"), Path(name).name, row.get("error"))
@@ -104,7 +112,7 @@ def _photo(order: int, row: dict[str, Any], folder: Path | None, link_images: bo
         picture = '<div class="cp-missing">unreadable</div>'
         details = f'<p class="cp-error-text">{_text(row["error"])}</p>'
     else:
-        picture = _thumbnail(name, folder, link_images)
+        picture = _thumbnail(name, folder, link_images, picture)
         if "score" in row:
             attrs["data-score"] = row["score"]
         maps = _attention(row)
@@ -120,9 +128,11 @@ def _photo(order: int, row: dict[str, Any], folder: Path | None, link_images: bo
             '</figcaption></figure>')
 
 
-def _thumbnail(name: str, folder: Path | None, link_images: bool) -> str:
+def _thumbnail(name: str, folder: Path | None, link_images: bool, picture=None) -> str:
     """The photo's <img> (embedded, or linked), or a note when it cannot be read any more."""
-    if link_images:
+    if picture is not None:
+        source = picture_thumbnail(picture)
+    elif link_images:
         source = relative_url(name, folder)
     else:
         try:
@@ -136,8 +146,8 @@ def _thumbnail(name: str, folder: Path | None, link_images: bool) -> str:
 def _attention(row: dict[str, Any]) -> tuple[str, int] | None:
     """The row's attention maps as (JSON, grid side), when it has them over a square grid."""
     weights = row.get("attention")
-    if not weights or not weights[0]:
-        return None
+    if not weights or not weights[0] or not np.isfinite(np.asarray(weights, dtype=float)).all():
+        return None  # none, ragged or not numbers: nothing to draw
     side = math.isqrt(len(weights[0]))
     if side * side != len(weights[0]):
         return None  # the row does not say the grid's shape; only square grids are drawn
@@ -167,8 +177,8 @@ def _video(name: str, rows: list[dict[str, Any]], folder: Path | None) -> str:
 def _clip(row: dict[str, Any], keyframe: str | None, file_name: str) -> str:
     """One clip of the strip: keyframe, start-end time, caption, tags as bars."""
     start, end = float(row["start"]), float(row["end"])
-    attrs = {"class": "cp-item cp-clip", "tabindex": 0, "data-start": f"{start:g}",
-             "data-end": f"{end:g}", "data-text": _filter_text(row.get("caption"), row.get("tags"),
+    attrs = {"class": "cp-item cp-clip", "tabindex": 0, "data-start": _decimal(start),
+             "data-end": _decimal(end), "data-text": _filter_text(row.get("caption"), row.get("tags"),
                                                                file_name)}
     picture = (f'<img {_attrs({"src": keyframe, "alt": f"frame at {_clock(start)}"})} '
                'loading="lazy" decoding="async">' if keyframe else "")
@@ -202,9 +212,16 @@ def _filter_text(*parts: Any) -> str:
 
 def _clock(seconds: float) -> str:
     """``m:ss.s`` (``h:mm:ss.s`` from an hour up)."""
-    minutes, rest = divmod(max(seconds, 0.0), 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes}:{rest:04.1f}"
+    tenths = round(max(seconds, 0.0) * 10)  # rounded first, so 59.96 s reads 1:00.0
+    minutes, tenths = divmod(tenths, 600)
+    hours, minutes = divmod(minutes, 60)
+    rest = f"{tenths // 10:02d}.{tenths % 10}"
+    return f"{hours}:{minutes:02d}:{rest}" if hours else f"{minutes}:{rest}"
+
+
+def _decimal(seconds: float) -> str:
+    """A time for a data attribute: to the millisecond rows carry, no trailing zeros."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
 def _attrs(values: dict[str, Any]) -> str:

@@ -98,8 +98,14 @@
     var items = Array.prototype.slice.call(root.querySelectorAll(".cp-item"));
     setUpFilter(root, items);
     setUpSort(root, items);
-    root.querySelectorAll(".cp-item[data-maps]").forEach(setUpAttention);
-    root.querySelectorAll(".cp-video").forEach(setUpVideo);
+    // One item that cannot be set up must not leave the others dead.
+    function each(selector, setUpOne) {
+      root.querySelectorAll(selector).forEach(function (element) {
+        try { setUpOne(element); } catch (error) { console.error("captioner page:", error); }
+      });
+    }
+    each(".cp-item[data-maps]", setUpAttention);
+    each(".cp-video", setUpVideo);
   }
 
   document.querySelectorAll(".captioner-page").forEach(setUp);

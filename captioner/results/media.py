@@ -1,5 +1,5 @@
-"""Small pictures for result pages: photo thumbnails, one keyframe per video clip, as JPEG
-data URIs, and links to the files relative to a page."""
+"""What a result page shows of the files: photo thumbnails and one keyframe per video clip (as
+JPEG data URIs), and links to the files relative to the page."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
-from captioner.data.images import load_image
+from captioner.data.images import as_rgb_array, load_image
 from captioner.data.paths import path_from_display
 from captioner.errors import CaptionerError
 
@@ -41,9 +41,14 @@ def photo_thumbnail(name: str) -> str:
     return jpeg_data_uri(load_image(path_from_display(name), size=PHOTO_SIDE), PHOTO_SIDE)
 
 
+def picture_thumbnail(picture: Image.Image | np.ndarray) -> str:
+    """The thumbnail of an in-memory picture (PIL image or array), as a data URI."""
+    return jpeg_data_uri(as_rgb_array(picture), PHOTO_SIDE)
+
+
 def clip_keyframes(name: str, times: Sequence[float]) -> list[str | None]:
     """For each time, the data URI of the video's frame nearest it (one decoding pass); None
-    for every time when the video cannot be read now."""
+    for the times no frame was decoded for (the video cannot be read now, or stopped early)."""
     from captioner.data.video import sample_frames  # cv2 and PyAV load only for video pages
 
     if not times:
@@ -59,9 +64,8 @@ def clip_keyframes(name: str, times: Sequence[float]) -> list[str | None]:
                 uri = jpeg_data_uri(frame.image, KEYFRAME_SIDE)
                 for i in nearer:
                     best[i] = (abs(frame.time - times[i]), uri)
-    except (CaptionerError, OSError) as exc:
-        log.warning("%s: no keyframes for the page (%s)", name, exc)
-        return [None] * len(times)
+    except (CaptionerError, OSError) as exc:  # keep what was found before the failure
+        log.warning("%s: keyframes for the page stopped (%s)", name, exc)
     return [uri for _, uri in best]
 
 
