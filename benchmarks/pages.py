@@ -20,10 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the DevTools client the browser tests use
 
-from browser import Chromium, find_chromium  # noqa: E402
+from browser import Chromium, find_chromium
 
-from captioner import Captioner  # noqa: E402
-from captioner.results.pages import write_page  # noqa: E402
+from captioner import Captioner
+from captioner.results.pages import write_page
 
 MEASURE = """(async () => {
     const nav = performance.getEntriesByType('navigation')[0];

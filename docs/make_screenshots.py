@@ -18,12 +18,14 @@ from PIL import Image
 
 DOCS = Path(__file__).resolve().parent
 CLIP = DOCS.parent.parent / "shared/data/video_mini/kinetics/bungee jumping/dAeUFSdYG1I_000010_000020.mp4"
-BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+sys.path.insert(0, str(DOCS.parent / "tests"))  # the browser tests' way of finding Chromium
+
+from browser import find_chromium
 
 
 def shoot(page: Path, png: Path, width: int, height: int) -> None:
     """A screenshot of the top of ``page`` at this window size, stored as a palette PNG."""
-    browser = next((b for b in map(shutil.which, BROWSERS) if b), None)
+    browser = find_chromium()
     if browser is None:
         sys.exit("no Chromium found: apt-get install chromium-headless-shell")
     raw = page.with_suffix(".png")
