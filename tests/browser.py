@@ -110,6 +110,7 @@ class Tab:
         self.browser, self.session = browser, session
 
     def send(self, method: str, params: dict | None = None) -> dict:
+        """Send one protocol command to this tab."""
         return self.browser.send(method, params, self.session)
 
     def js(self, expression: str) -> Any:
@@ -136,10 +137,12 @@ class Tab:
         return box[0], box[1]
 
     def hover(self, selector: str) -> None:
+        """Move the pointer onto the first element matching ``selector``."""
         x, y = self.centre(selector)
         self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
 
     def click(self, selector: str) -> None:
+        """Press and release the left button on the first element matching ``selector``."""
         x, y = self.centre(selector)
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent",
