@@ -132,9 +132,9 @@ def test_attention_maps_ride_on_the_thumbnail(tmp_path):
     assert items[0][1]["data-grid"] == "7"
     assert page.find("canvas", "cp-map")[0][1]["width"] == "7"
     assert "data-maps" not in items[1][1]  # two regions: the grid's shape is unknown
-    broken = [[float("nan")] * 49] * 3  # would break JSON.parse and the script after it
-    row = {"image": str(photo), "caption": "a red bus", "score": -1.0, "attention": broken}
-    assert "data-maps" not in Page(gallery_html([row])).find("figure", "cp-item")[0][1]
+    for broken in ([[float("nan")] * 49] * 3, [[0.02] * 49, [0.02] * 48]):  # NaN, ragged
+        row = {"image": str(photo), "caption": "a red bus", "score": -1.0, "attention": broken}
+        assert "data-maps" not in Page(gallery_html([row])).find("figure", "cp-item")[0][1]
 
 
 def test_gallery_of_in_memory_pictures():

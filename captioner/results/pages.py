@@ -109,21 +109,21 @@ def _photo(order: int, row: dict[str, Any], folder: Path | None, link_images: bo
     attrs = {"class": "cp-item" + (" cp-error" if "error" in row else ""), "data-order": order,
              "data-text": words}
     if "error" in row:
-        picture = '<div class="cp-missing">unreadable</div>'
+        thumb = '<div class="cp-missing">unreadable</div>'
         details = f'<p class="cp-error-text">{_text(row["error"])}</p>'
     else:
-        picture = _thumbnail(name, folder, link_images, picture)
+        thumb = _thumbnail(name, folder, link_images, picture)
         if "score" in row:
             attrs["data-score"] = row["score"]
         maps = _attention(row)
-        if maps is not None and picture.startswith("<img"):
+        if maps is not None and thumb.startswith("<img"):
             attrs["data-maps"], attrs["data-grid"] = maps
-            picture += f'<canvas class="cp-map" width="{maps[1]}" height="{maps[1]}"></canvas>'
+            thumb += f'<canvas class="cp-map" width="{maps[1]}" height="{maps[1]}"></canvas>'
         caption = " ".join(f'<span class="cp-word">{_text(word)}</span>'
                            for word in str(row.get("caption", "")).split())
         score = f'<p class="cp-score">score {row["score"]:.3f}</p>' if "score" in row else ""
         details = f'<p class="cp-caption">{caption}</p>{score}{_tags(row.get("tags"))}'
-    return (f'<figure {_attrs(attrs)}><div class="cp-thumb">{picture}</div><figcaption>{details}'
+    return (f'<figure {_attrs(attrs)}><div class="cp-thumb">{thumb}</div><figcaption>{details}'
             f'<p class="cp-name" title="{_text(name)}">{_text(Path(name).name)}</p>'
             '</figcaption></figure>')
 
@@ -146,8 +146,10 @@ def _thumbnail(name: str, folder: Path | None, link_images: bool, picture=None) 
 def _attention(row: dict[str, Any]) -> tuple[str, int] | None:
     """The row's attention maps as (JSON, grid side), when it has them over a square grid."""
     weights = row.get("attention")
-    if not weights or not weights[0] or not np.isfinite(np.asarray(weights, dtype=float)).all():
-        return None  # none, ragged or not numbers: nothing to draw
+    if not weights or len({len(word) for word in weights}) != 1:
+        return None  # none, or ragged: nothing to draw
+    if not np.isfinite(np.asarray(weights, dtype=float)).all():
+        return None  # a NaN would stop the page's JSON.parse
     side = math.isqrt(len(weights[0]))
     if side * side != len(weights[0]):
         return None  # the row does not say the grid's shape; only square grids are drawn
