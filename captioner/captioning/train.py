@@ -40,6 +40,8 @@ from captioner.evaluation.captions import evaluate_captions
 from captioner.files import atomic_path, atomic_write_text
 from captioner.machine import cores
 
+LANGUAGE_MODEL_WEIGHTS = "language_model.weights.h5"
+
 
 def encode_captions(vocab: Vocabulary, captions: list[str], max_length: int) -> np.ndarray:
     """Token ids with <start>/<end>, cut to max_length words, padded with 0: (N, max_length + 2)."""
@@ -148,6 +150,9 @@ class Trainer:
         self.state_path = self.folder / "progress.json"
         self.last_path = self.folder / "last.keras"
         self.best_path = self.folder / "best.weights.h5"
+        # The decoder as language-model pre-training left it: the output rows of words that only
+        # the text holds are taken from it after paired training (captioning.text_words).
+        self.language_model_path = self.folder / LANGUAGE_MODEL_WEIGHTS
         self.vocab_path = self.folder / "vocab.json"
         self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": None, "wait": 0,
                       "config": asdict(config)}
@@ -259,6 +264,8 @@ class Trainer:
         self.decoder = build_decoder(self.vocab, self.train_data[0].shape[1:], self.config)
         if self.config.lm_epochs and self.lm_captions:
             self._pretrain_language_model()
+            with atomic_path(self.language_model_path, suffix=".weights.h5") as tmp:
+                self.decoder.save_weights(tmp)
         return self.decoder
 
     def fit(self, start: int) -> None:
@@ -307,7 +314,8 @@ class Trainer:
 
 
 def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, config: TrainConfig,
-                    resume: bool = False, overwrite: bool = False, lm_data: Path | None = None,
+                    resume: bool = False, overwrite: bool = False,
+                    lm_data: Path | list[Path] | None = None,
                     command: str | None = None, progress: bool = True,
                     strategy: tf.distribute.Strategy | None = None):
     """Train on the train split (plus unsplit images), stop on the dev-select half; returns the
@@ -319,7 +327,8 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
     check_target(out)  # before any work: never train towards a folder that cannot be written
     kind = AttentionDecoder.feature_kind if config.decoder == "attention" else "pooled"
     records, (train, select, report), problems = load_splits(data, images, encoder, kind, progress)
-    lm_records = _lm_records(lm_data, records) if lm_data else []
+    lm_files = [lm_data] if isinstance(lm_data, (str, Path)) else list(lm_data or [])
+    lm_records = [r for path in lm_files for r in _lm_records(path, records)]
     lm_captions = [r.caption for r in lm_records]
     vocab = training_vocabulary(train, lm_records, config.min_count)
     folder = Path(out) / CHECKPOINTS
@@ -331,7 +340,9 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
     decoder = trainer.run(resume=resume)
     data_card = {"captions": str(data), "images": str(images), "train_images": len(train.names),
                  "dev_select_images": len(select.names), "dev_report_images": len(report.names),
-                 "lm_captions": len(lm_captions)}
+                 "lm_data": [str(p) for p in lm_files], "lm_captions": len(lm_captions),
+                 "vocabulary": {"words": len(vocab), "min_count": config.min_count,
+                                "text_only": len(text_only_words(vocab, train.captions))}}
     card = make_card(encoder, config, command, data_card, problems,
                      best_epoch=trainer.state["best_epoch"], history=trainer.state["history"],
                      training_seconds=trainer.seconds(), strategy=describe(strategy))
@@ -362,6 +373,12 @@ def training_vocabulary(train, lm_records: list, min_count: int) -> Vocabulary:
     text = [c for caps in train.captions for c in caps]
     text += [r.caption for r in lm_records if r.image not in seen]
     return Vocabulary.build(text, min_count=min_count)
+
+
+def text_only_words(vocab: Vocabulary, paired: list[list[str]]) -> list[int]:
+    """Ids of the vocabulary's words that no paired training caption holds (text-only words)."""
+    seen = {i for caps in paired for c in caps for i in vocab.encode(c, add_start_end=False)}
+    return [i for i in range(Vocabulary.UNK_ID + 1, len(vocab)) if i not in seen]
 
 
 def _lm_records(path: Path, records: list) -> list:
