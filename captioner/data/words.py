@@ -30,6 +30,9 @@ def _lexicon():
 
 
 BE = frozenset({"is", "are", "was", "were", "be", "being", "been"})
+# "-ing" forms that say nothing a photo shows.
+STOP_VERBS = frozenset({"being", "having", "getting", "going", "doing", "making", "taking",
+                        "trying", "waiting", "wearing", "looking", "watching", "posing"})
 
 
 @lru_cache(maxsize=20_000)
@@ -43,15 +46,27 @@ def _parts(word: str) -> tuple[str | None, bool]:
     return noun, "VERB" in forms
 
 
-def caption_nouns(caption: str) -> list[str]:
-    """The things a caption names, as noun lemmas, in order, without repeats."""
-    seen: dict[str, None] = {}
+def _read(caption: str):
+    """Each word of a caption as (word, noun lemma or None, whether read as a verb)."""
     after_subject = False  # the previous word was a noun or a form of "be"
     for word in tokenize(caption):
         noun, verb = _parts(word)
         if noun and not (verb and after_subject):
-            seen.setdefault(noun, None)
+            yield word, noun, False
             after_subject = True
         else:
+            yield word, None, verb
             after_subject = word in BE
-    return list(seen)
+
+
+def caption_nouns(caption: str) -> list[str]:
+    """The things a caption names, as noun lemmas, in order, without repeats."""
+    return list(dict.fromkeys(noun for _, noun, _ in _read(caption) if noun))
+
+
+def caption_concepts(caption: str) -> list[str]:
+    """What a caption names and what is done in it: its nouns (as lemmas) and its verbs in
+    "-ing" form as written ("running", "climbing"), in order, without repeats."""
+    found = (noun or word for word, noun, verb in _read(caption)
+             if noun or (verb and word.endswith("ing") and word not in STOP_VERBS))
+    return list(dict.fromkeys(found))

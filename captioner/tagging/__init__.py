@@ -1,0 +1,1 @@
+"""Tags for a photo: concepts and objects it shows, from models that run on LiteRT and numpy."""
