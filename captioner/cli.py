@@ -149,7 +149,8 @@ def cmd_caption(args) -> int:
     rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
                              output=args.output, overwrite=args.overwrite,
                              attention=args.attention or args.attention_maps, guided=args.guided,
-                             guide_threshold=args.guide_threshold, link_images=args.link_images)
+                             guide_threshold=args.guide_threshold, hold_threshold=args.hold_threshold,
+                             objects=args.objects, link_images=args.link_images)
     if args.output is None:
         return _print_rows(rows, "image", lambda r: f": {r['caption']}" + _tag_list(r, " | "))
     return _report(rows, args.output, "images")
@@ -191,6 +192,65 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_train_concepts(args) -> int:
+    from captioner.captioning.dataset import load_split, read_records
+    from captioner.encoders.registry import get_encoder
+    from captioner.files import atomic_write_text
+    from captioner.tagging.concept_training import per_word_ap, train_concept_tagger
+
+    encoder, records = get_encoder(args.encoder), read_records(args.data)
+    train, select, report = (load_split(records, args.images, encoder, names, kind="spatial")[0]
+                             for names in (("train", None), ("dev-select",), ("dev-report",)))
+    tagger = train_concept_tagger(train.features, train.captions, encoder.name, epochs=args.epochs)
+    tagger.save(args.out)
+    card = {"encoder": encoder.name, "command": shlex.join(["captioner", *args.argv]),
+            "train_images": len(train.names), "words": len(tagger.words), "epochs": args.epochs,
+            "ap": {"dev-select": per_word_ap(tagger, select.features, select.captions),
+                   "dev-report": per_word_ap(tagger, report.features, report.captions)}}
+    atomic_write_text(args.out.with_suffix(".json"), json.dumps(card, indent=1))
+    print(f"saved {args.out}: {len(tagger.words)} words, mean AP dev-report "
+          f"{card['ap']['dev-report']['mean']:.1f}")
+    return 0
+
+
+def cmd_calibrate_tags(args) -> int:
+    from captioner.captioning.captioner import detect_objects
+    from captioner.captioning.dataset import load_split, read_records
+    from captioner.data.caption_sets import dev_when_unsplit
+    from captioner.encoders.features import extract_features
+    from captioner.encoders.registry import get_encoder
+    from captioner.files import atomic_write_text
+    from captioner.tagging import calibration
+    from captioner.tagging.merge import merge
+    from captioner.tagging.tagger import photo_tagger
+
+    if len(args.data) != len(args.images):
+        raise CaptionerError("give one --images folder for each --data file, in the same order")
+    encoder, tagger = get_encoder(args.encoder), photo_tagger(args.encoder)
+    halves = {}  # (data set, half) -> (candidates, references)
+    for data, images in zip(args.data, args.images):
+        records = dev_when_unsplit(read_records(data))
+        for half in ("dev-select", "dev-report"):
+            split = load_split(records, images, encoder, (half,), kind="spatial")[0]
+            probs = extract_features(split.paths, encoder, ("probabilities",), progress=False)
+            halves[data.parent.name, half] = (tagger.candidates(
+                probs.features["probabilities"], split.features, detect_objects(split.paths)), split.captions)
+    select = [key for key in halves if key[1] == "dev-select"]
+    tagger.calibration = calibration.fit([c for k in select for c in halves[k][0]],
+                                         [r for k in select for r in halves[k][1]])
+    report = {f"{name} {half}": calibration.reliability([merge(c, tagger.calibration) for c in found], refs)
+              for (name, half), (found, refs) in halves.items()}
+    card = {"params": {s: list(p) for s, p in tagger.calibration.params.items()},
+            "curve": tagger.calibration.curve,
+            "fitted_on": [f"{name} {half}" for name, half in select],
+            "command": shlex.join(["captioner", *args.argv]), "reliability": report}
+    atomic_write_text(args.out, json.dumps(card, indent=1))
+    for name, rel in report.items():
+        print(f"{name}: expected calibration error {rel['ece']:.3f} over {rel['tags']} tags")
+    print(f"saved {args.out}")
+    return 0
+
+
 def cmd_train_video(args) -> int:
     from captioner.video.tagger import VideoTagger
 
@@ -201,8 +261,12 @@ def cmd_train_video(args) -> int:
     return 0
 
 
+SCORE_KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D", "CHAIR-s", "CHAIR-i", "invented dog",
+              "named")
+
+
 def _score_line(scores: dict) -> str:
-    return "  ".join(f"{k} {scores[k]:.2f}" for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D"))
+    return "  ".join(f"{k} {scores[k]:.2f}" for k in SCORE_KEYS if k in scores)
 
 
 def _captioner(models: list[Path] | None):
@@ -249,7 +313,8 @@ def cmd_evaluate(args) -> int:
     captioner = _captioner(args.model)
     scores = captioner.evaluate(args.data, args.images, split=args.split or None, beam=args.beam,
                                 per_image=args.per_image or False, guided=args.guided,
-                                guide_threshold=args.guide_threshold)
+                                guide_threshold=args.guide_threshold,
+                                hold_threshold=args.hold_threshold)
     for problem in scores["problems"][:10]:
         print(f"skipped {problem}", file=sys.stderr)
     beam = captioner.decoding(args.beam)["beam"]
@@ -286,6 +351,9 @@ def _guide_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guide-threshold", type=_number("guide threshold", 0, 1),
                         help="tag score a word needs to guide the caption, 0 to 1 "
                              "(default: the card's, else 0.7)")
+    parser.add_argument("--hold-threshold", type=_number("hold threshold", 0, 1),
+                        help="with --guided: words of objects (people, dogs, cars...) whose best tag "
+                             "scores below this are held back, 0 to 1 (default: the card's, else none)")
 
 
 def _output_flags(parser: argparse.ArgumentParser, formats: str) -> None:
@@ -324,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     _guide_flags(p)
     p.add_argument("--attention", type=Path, metavar="DIR",
                    help="write one PNG per image into DIR: where each word looked (attention models)")
+    p.add_argument("--objects", action="store_true",
+                   help="also find COCO objects with boxes and counts (NanoDet; slower: about 70 ms a photo)")
     p.add_argument("--attention-maps", action="store_true",
                    help="keep each word's attention weights in the rows (attention models); an "
                         ".html gallery shows them when the pointer is on a caption word")
@@ -336,7 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=DEFAULT_ENCODER)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="drop an interrupted run in --out and start again")
-    p.add_argument("--lm-data", type=Path, help="more caption text: its words join the vocabulary, and --lm-epochs pre-trains on it")
+    p.add_argument("--lm-data", type=Path, action="append",
+                   help="more caption text (repeat for several files): its words join the vocabulary, "
+                        "and --lm-epochs pre-trains on it")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="default: one device; mirrored: every GPU (or logical CPU device) of this "
                         "machine; multiworker: the machines named by TF_CONFIG (run the same command "
@@ -404,6 +476,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     p.add_argument("--model", type=Path, help="clip-model bundle (default: tags from the bundled image models)")
     p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("train-concepts", help="train the concept tagger (people, places, actions) on captioned photos")
+    p.add_argument("--data", type=Path, required=True, help="caption file with train and dev splits")
+    p.add_argument("--images", type=Path, required=True, help="folder holding the images")
+    p.add_argument("--out", type=Path, required=True, help="tagger file to write (.npz; its card beside it as .json)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, help="encoder whose spatial maps the tagger reads")
+    p.add_argument("--epochs", type=_number("epochs", 1, 200, integer=True), default=10,
+                   help="passes over the training photos (default 10)")
+    p.set_defaults(func=cmd_train_concepts)
+
+    p = sub.add_parser("calibrate-tags", help="fit the merged tags' calibration on dev-select halves")
+    p.add_argument("--data", type=Path, action="append", required=True,
+                   help="caption file (repeat for several data sets; one without splits is all dev)")
+    p.add_argument("--images", type=Path, action="append", required=True,
+                   help="the image folder of each --data, in the same order")
+    p.add_argument("--out", type=Path, required=True, help="calibration file to write (.json)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, help="encoder whose tags are calibrated")
+    p.set_defaults(func=cmd_calibrate_tags)
 
     p = sub.add_parser("train-video", help="train a clip model on labelled clips")
     p.add_argument("--labels", type=Path, required=True,

@@ -345,7 +345,7 @@ def test_guided_captions_name_what_the_classifier_is_sure_of(sample_photos, tmp_
         assert by_name[photo]["tags"][0]["tag"] == word
         assert word in by_name[photo]["caption"].split(), by_name[photo]
     # the bundled card turns guidance on, as measured (README): the default run names them too
-    assert Captioner.from_pretrained().guidance() == {"guided": True, "guide_threshold": 0.7}
+    assert Captioner.from_pretrained().guidance()["guided"] is True
     # guided rows and free rows never mix in one output
     proc = run_cli("caption", *sample_photos, "--no-guided", "-o", out, check=False)
     assert proc.returncode == 2 and "other settings (guided True -> False)" in proc.stderr

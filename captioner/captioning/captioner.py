@@ -18,31 +18,40 @@ from captioner.captioning.dataset import Split, load_split, read_records
 from captioner.captioning.decoder import CaptionDecoder
 from captioner.captioning.distribute import make_strategy, worker_output
 from captioner.captioning.ensemble import Ensemble
-from captioner.captioning.guided import DEFAULT_THRESHOLD, GUIDED_BY_DEFAULT, constraints_for
+from captioner.captioning.guided import (
+    DEFAULT_THRESHOLD,
+    GUIDED_BY_DEFAULT,
+    HOLD_PENALTY,
+    constraints_for,
+    held_back,
+    penalty_rows,
+)
 from captioner.captioning.numpy_step import numpy_decoder
 from captioner.captioning.search import Caption, beam_search, greedy, next_words
 from captioner.captioning.self_critical import finetune_captioner, finetune_config
 from captioner.captioning.train import load_splits, train_captioner
 from captioner.checks import number_in
-from captioner.data.caption_sets import DEV_PARTS
+from captioner.data.caption_sets import DEV_PARTS, dev_when_unsplit
 from captioner.data.images import InMemoryImage, gather_images, load_image
 from captioner.data.paths import display_path
 from captioner.data.text import Vocabulary
 from captioner.encoders import DEFAULT_ENCODER
-from captioner.encoders.basic_words import basic_tags
 from captioner.encoders.features import as_regions, extract_features, item_name, iter_features
 from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError, ImageError
 from captioner.evaluation.captions import evaluate_captions
+from captioner.evaluation.hallucination import hallucination
 from captioner.files import atomic_path
 from captioner.results.figures import PANEL, attention_figure
 from captioner.results.journal import ResultWriter, result_writer
+from captioner.tagging.tagger import PhotoTagger, photo_tagger
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
 MAX_BEAM = 50
 CAPTION_BATCH = 256  # images decoded at once: memory-mapped maps are read a batch at a time
 ENCODE_BATCH = 32  # images per encoder call: the fastest of 8, 16, 32 and 64 here
-TAG_COUNT = 5  # basic-level words per image row, from the encoder's ImageNet classes
+GUIDE_KEYS = ("guided", "guide_threshold", "hold_threshold")
+TAG_COUNT = 5  # tags per image row (the guidance reads them all)
 
 
 class Captioner:
@@ -107,6 +116,28 @@ class Captioner:
         return self._encoder
 
     @property
+    def tagger(self) -> PhotoTagger | None:
+        """The merged photo tags of this captioner's encoder; None without an ImageNet head."""
+        return photo_tagger(self.card["encoder"]) if self.encoder.has_classifier else None
+
+    def _tag_kinds(self) -> tuple[str, ...]:
+        """The feature kinds the tags read besides the decoder's own."""
+        tagger = self.tagger
+        if tagger is None:
+            return ()
+        return ("probabilities",) + (("spatial",) if tagger.concepts and self.feature_kind != "spatial" else ())
+
+    def tags_of(self, features: dict[str, np.ndarray],
+                objects: list[list[dict]] | None = None) -> list[list[dict]] | None:
+        """Every merged tag of a batch, from its features by kind (probabilities, maps) and,
+        when given, its detections."""
+        tagger = self.tagger
+        if tagger is None:
+            return None
+        maps = features.get("spatial")
+        return tagger.tags(features["probabilities"], None if maps is None else as_regions(maps), objects)
+
+    @property
     def feature_kind(self) -> str:
         """What the decoder reads: ``pooled`` vectors or ``spatial`` maps."""
         return self.decoder.feature_kind
@@ -125,30 +156,40 @@ class Captioner:
             length_penalty = chosen.get("length_penalty", 1.0)
         return {"beam": beam, "length_penalty": float(length_penalty)}
 
-    def guidance(self, guided: bool | None = None, threshold: float | None = None) -> dict:
-        """Whether confident tags constrain the captions, and how confident: the arguments,
-        else the card's choice, else the measured default (see the README)."""
+    def guidance(self, guided: bool | None = None, threshold: float | None = None,
+                 hold_threshold: float | None = None) -> dict:
+        """Whether confident tags constrain the captions, how confident, and below which
+        evidence object words are held back (None: none are): the arguments, else the card's
+        choice, else the measured default (see the README)."""
         chosen = self.card.get("decoding", {})
         guided = chosen.get("guided", GUIDED_BY_DEFAULT) if guided is None else bool(guided)
         if threshold is None:
-            threshold = chosen.get("guide_threshold") or DEFAULT_THRESHOLD
-        return {"guided": guided, "guide_threshold": number_in("guide threshold", threshold, 0.0, 1.0)}
+            threshold = chosen.get("guide_threshold")
+        if hold_threshold is None:
+            hold_threshold = chosen.get("hold_threshold")
+        return {"guided": guided,
+                "guide_threshold": number_in("guide threshold",
+                                             DEFAULT_THRESHOLD if threshold is None else threshold, 0.0, 1.0),
+                "hold_threshold": None if hold_threshold is None
+                else number_in("hold threshold", hold_threshold, 0.0, 1.0)}
 
     def run_settings(self, beam: int | None = None, guided: bool | None = None,
-                     threshold: float | None = None) -> dict:
+                     threshold: float | None = None, hold_threshold: float | None = None) -> dict:
         """What makes this captioner's rows: the model (by its card) and the decoding."""
         return {"model": card_digest(self.card), **self.decoding(beam),
-                **self.guidance(guided, threshold)}
+                **self.guidance(guided, threshold, hold_threshold)}
 
     # --- captioning ------------------------------------------------------------------
     def caption_features(self, features: np.ndarray, beam: int | None = None, max_length: int = 20,
                          length_penalty: float | None = None,
-                         constraints: list[tuple] | None = None) -> list[Caption]:
+                         constraints: list[tuple] | None = None,
+                         held: list[np.ndarray] | None = None) -> list[Caption]:
         """Captions for a batch of features; ``beam`` 1 is greedy search.
 
         ``beam`` and ``length_penalty`` default to the ones the bundle's card chose on dev.
         ``constraints``: per image, the sets of word ids its caption must hold one word of
         (guided captions, see captioner.captioning.guided); images sharing them search together.
+        ``held``: per image, the word ids held back (their log-probabilities lowered).
         """
         grouped = isinstance(self.decoder, Ensemble)  # one view per image
         decoder = numpy_decoder(self.decoder)  # the searches' step, a snapshot of the weights
@@ -162,22 +203,29 @@ class Captioner:
                 # Free captions go in order: a slice reads a memory-mapped split row by row.
                 rows_of = slice(part[0], part[-1] + 1) if constraints is None else part
                 batch = np.asarray(features[rows_of], dtype="float32")
+                penalties = None if held is None else penalty_rows(
+                    [held[i] for i in part], len(self.vocab),
+                    self.card.get("decoding", {}).get("hold_penalty", HOLD_PENALTY))
                 found = self._search(decoder, batch[:, None] if grouped else batch, beam,
-                                     max_length, length_penalty, wanted)
+                                     max_length, length_penalty, wanted, penalties)
                 for i, caption in zip(part, found):
                     captions[i] = caption
         return captions
 
     def caption_tagged(self, features: np.ndarray, tags: list[list[dict]] | None,
                        beam: int | None = None, guided: bool | None = None,
-                       guide_threshold: float | None = None) -> list[Caption]:
-        """Captions for features whose tags are known: guided by the confident ones when the
-        guidance (arguments, else the card) says so, else free."""
-        guide = self.guidance(guided, guide_threshold)
+                       guide_threshold: float | None = None,
+                       hold_threshold: float | None = None) -> list[Caption]:
+        """Captions for features whose tags are known: guided by the confident ones (and with
+        unsupported objects held back) when the guidance (arguments, else the card) says so,
+        else free."""
+        guide = self.guidance(guided, guide_threshold, hold_threshold)
         if not guide["guided"] or tags is None:
             return self.caption_features(features, beam)
         wanted = [constraints_for(t, self.vocab, guide["guide_threshold"]) for t in tags]
-        return self.caption_features(features, beam, constraints=wanted)
+        held = None if guide["hold_threshold"] is None else \
+            [held_back(t, self.vocab, guide["hold_threshold"]) for t in tags]
+        return self.caption_features(features, beam, constraints=wanted, held=held)
 
     def caption_views(self, views: np.ndarray, beam: int | None = None, max_length: int = 20,
                       length_penalty: float | None = None) -> Caption:
@@ -189,20 +237,22 @@ class Captioner:
                             length_penalty)[0]
 
     def _search(self, decoder, features: np.ndarray, beam, max_length, length_penalty,
-                constraints: tuple = ()) -> list[Caption]:
+                constraints: tuple = (), penalties: np.ndarray | None = None) -> list[Caption]:
         settings = self.decoding(beam, length_penalty)
         if settings["beam"] <= 1 and not constraints:
-            return greedy(decoder, self.vocab, features, max_length)
+            return greedy(decoder, self.vocab, features, max_length, penalties)
         return beam_search(decoder, self.vocab, features, settings["beam"], max_length,
-                           settings["length_penalty"], constraints=constraints)
+                           settings["length_penalty"], constraints=constraints, penalties=penalties)
 
     def caption(self, images, beam: int | None = None, recursive: bool = False,
                 output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,
                 guided: bool | None = None, guide_threshold: float | None = None,
-                chunk: int = 256, progress: bool = True, link_images: bool = False) -> list[dict]:
+                hold_threshold: float | None = None, objects: bool = False, chunk: int = 256,
+                progress: bool = True, link_images: bool = False) -> list[dict]:
         """A caption for every image: ``{"image", "caption", "score", "tags"}`` or ``{"image", "error"}``
-        (``tags``: the basic-level words of the encoder's ImageNet classes, e.g. ``{"tag": "cat",
-        "score": 0.93}``, a word's score summing its classes; absent without an ImageNet head).
+        (``tags``: the photo's best merged tags, e.g. ``{"tag": "cat", "score": 0.93, "source":
+        "imagenet"}``, a score being the calibrated chance that a person names the word, see
+        captioner.tagging; absent without an ImageNet head).
 
         ``images``: a path (file or folder), a PIL image, a numpy array, or a list of these.
         Rows come in the order given (paths that cannot be found first); the batch goes on.
@@ -213,13 +263,17 @@ class Captioner:
         ``overwrite``. ``attention`` (attention decoders): True adds each word's weights over
         the encoder's regions to the rows (``"attention"``); a folder also gets one PNG per
         image, the photo lit where each word looked. ``guided``: a tag whose score reaches
-        ``guide_threshold`` must be named by the caption (constrained beam search); both default
-        to the card's choice, else to the measured default.
+        ``guide_threshold`` must be named by the caption (constrained beam search), and words of
+        objects whose tags stay below ``hold_threshold`` are held back; all default to the card's
+        choice, else to the measured default. ``objects``: also run the object detector (about ten
+        times the encoder's work): rows gain ``"objects"`` (label, score, box in the photo's
+        pixels) and its words join the tags.
         """
         folder = None if attention in (True, False) else Path(attention)
         if attention is not False:
             self._need_attention()
-        settings = {**self.run_settings(beam, guided, guide_threshold), "attention": attention is not False}
+        settings = {**self.run_settings(beam, guided, guide_threshold, hold_threshold),
+                    "attention": attention is not False, "objects": bool(objects)}
         items, problems = gather_images(images, recursive)
         if output is not None and any(not isinstance(item, Path) for item in items):
             raise CaptionerError("an output file needs image files to resume from; in-memory images "
@@ -231,9 +285,9 @@ class Captioner:
             writer.add([{"image": display_path(p), "error": reason} for p, reason in problems
                         if not writer.done(p)])
             todo = [item for item in items if not (isinstance(item, Path) and writer.done(item))]
+            guide = {k: settings[k] for k in GUIDE_KEYS}
             for done, rows in self._caption_stream(todo, settings["beam"], progress,
-                                                   attention is not False, settings["guided"],
-                                                   settings["guide_threshold"], chunk):
+                                                   attention is not False, guide, chunk, objects):
                 if folder is not None:
                     self._draw_attention(done, rows, folder)
                 writer.add(rows)
@@ -241,18 +295,20 @@ class Captioner:
 
     def caption_items(self, items: list, beam: int | None = None, progress: bool = True,
                       attention: bool = False, guided: bool | None = None,
-                      guide_threshold: float | None = None) -> list[dict]:
+                      guide_threshold: float | None = None,
+                      hold_threshold: float | None = None, objects: bool = False) -> list[dict]:
         """Caption exactly these files or in-memory images, in order (``caption`` without the
         gathering of paths and the output file)."""
-        stream = self._caption_stream(items, beam, progress, attention, guided, guide_threshold)
+        guide = self.guidance(guided, guide_threshold, hold_threshold)
+        stream = self._caption_stream(items, beam, progress, attention, guide, objects=objects)
         return [row for _, rows in stream for row in rows]
 
-    def _caption_stream(self, items: list, beam, progress: bool, attention: bool, guided,
-                        guide_threshold, chunk: int = CAPTION_BATCH):
+    def _caption_stream(self, items: list, beam, progress: bool, attention: bool, guide: dict,
+                        chunk: int = CAPTION_BATCH, objects: bool = False):
         """Yield (items, rows) in input order, about ``chunk`` images at a time, from one input
         pipeline and one progress bar for the whole run. Each chunk is captioned in a second
         thread while the encoder goes on with the next (both release the GIL)."""
-        kinds = (self.feature_kind, "probabilities") if self.encoder.has_classifier else (self.feature_kind,)
+        kinds = (self.feature_kind, *self._tag_kinds())
         errors: dict[int, str] = {}
         stream = iter_features(items, self.encoder, kinds, ENCODE_BATCH, True, progress, errors)
         with ThreadPoolExecutor(max_workers=1) as captioning:
@@ -264,7 +320,7 @@ class Captioner:
                         continue
                 end = i + 1 if features is not None else len(items)
                 job = captioning.submit(self._rows, items[start:end], start, found, errors, beam,
-                                        attention, guided, guide_threshold)
+                                        attention, guide, objects)
                 if waiting is not None:
                     yield waiting.result()
                 waiting, start, found = job, end, {}
@@ -272,22 +328,25 @@ class Captioner:
                 yield waiting.result()
 
     def _rows(self, items: list, offset: int, found: dict[int, dict], errors: dict[int, str], beam,
-              attention: bool, guided, guide_threshold) -> tuple[list, list[dict]]:
+              attention: bool, guide: dict, objects: bool = False) -> tuple[list, list[dict]]:
         """The rows of ``items`` (numbered from ``offset``): captions of the ``found`` features,
         the others' ``errors``."""
         rows = [{"image": item_name(item), "error": errors.get(offset + n)} for n, item in enumerate(items)]
         if not found:
             return items, rows
-        features = as_regions(np.stack([f[self.feature_kind] for f in found.values()]))
-        tags = basic_tags(np.stack([f["probabilities"] for f in found.values()]), TAG_COUNT) \
-            if self.encoder.has_classifier else None
-        captions = self.caption_tagged(features, tags, beam, guided, guide_threshold)
+        batch = {kind: np.stack([f[kind] for f in found.values()]) for kind in next(iter(found.values()))}
+        features = as_regions(batch[self.feature_kind])
+        boxes = detect_objects([items[i - offset] for i in found]) if objects else None
+        tags = self.tags_of(batch, boxes)
+        captions = self.caption_tagged(features, tags, beam, **guide)
         weights = self.attention_weights(features, [c.text for c in captions]) if attention else None
         for j, i in enumerate(found):
             row = {"image": rows[i - offset]["image"], "caption": captions[j].text,
                    "score": round(captions[j].score, 4)}
             if tags is not None:
-                row["tags"] = tags[j]
+                row["tags"] = tags[j][:TAG_COUNT]
+            if boxes is not None:
+                row["objects"] = boxes[j]
             if weights is not None:
                 row["attention"] = np.round(weights[j], 4).tolist()
             rows[i - offset] = row
@@ -353,22 +412,25 @@ class Captioner:
     # --- evaluation and training -----------------------------------------------------------
     def evaluate(self, data: Path, images: Path, split: str | None = "test", beam: int | None = None,
                  per_image: bool | Path = False, guided: bool | None = None,
-                 guide_threshold: float | None = None, progress: bool = True) -> dict:
-        """BLEU-1..4 and CIDEr-D (0-100) of this captioner on one split (None: all) of a data set,
-        decoded as ``caption`` decodes (the card's beam and guidance unless told otherwise).
+                 guide_threshold: float | None = None, hold_threshold: float | None = None,
+                 progress: bool = True) -> dict:
+        """BLEU-1..4, CIDEr-D and the hallucination rates (CHAIR, 0-100) of this captioner on one
+        split (None: all) of a data set, decoded as ``caption`` decodes (the card's beam and
+        guidance unless told otherwise). A data set without splits is all dev, so its halves
+        ``dev-select`` and ``dev-report`` (by a hash of the image name) can be scored apart.
 
         ``per_image``: True adds each image's scores and caption to the result; a ``.jsonl``
         path also writes them there (checked before any work, like every output).
         """
         writer = None
         settings = {"data": str(data), "split": split,
-                    **self.run_settings(beam, guided, guide_threshold)}
+                    **self.run_settings(beam, guided, guide_threshold, hold_threshold)}
         if per_image not in (True, False):
             if Path(per_image).suffix.lower() != ".jsonl":
                 raise CaptionerError(f"{per_image}: per-image scores are JSON Lines; name a .jsonl file")
             writer = ResultWriter(per_image, key="image", kind="images", settings=settings)
         with writer or contextlib.nullcontext():
-            records = read_records(Path(data))
+            records = dev_when_unsplit(read_records(Path(data)))
             present = sorted({r.split for r in records if r.split})
             if "dev" in present:  # its two halves: selection and report
                 present += list(DEV_PARTS)
@@ -382,7 +444,7 @@ class Captioner:
             if not subset.names:
                 raise CaptionerError(f"none of the images of the {split or 'data set'} split were "
                                      f"found under {images} ({len(problems)} missing or unreadable)")
-            guide = {k: settings[k] for k in ("guided", "guide_threshold")}
+            guide = {k: settings[k] for k in GUIDE_KEYS}
             scores = evaluate_split(self, subset, beam, bool(per_image), guide) | {"problems": problems}
             scores.update(guide)
             if writer is not None:
@@ -393,7 +455,7 @@ class Captioner:
     @classmethod
     def train(cls, data: Path, images: Path, out: Path, encoder: str = DEFAULT_ENCODER,
               config: TrainConfig | None = None, resume: bool = False, overwrite: bool = False,
-              lm_data: Path | None = None, command: str | None = None,
+              lm_data: Path | list[Path] | None = None, command: str | None = None,
               progress: bool = True, strategy: str = "default") -> Captioner:
         """Train on the train split (plus unsplit images), stop on dev, save a bundle at ``out``.
         ``strategy``: one of STRATEGIES; only the chief of several workers writes ``out``."""
@@ -462,19 +524,33 @@ def evaluate_split(captioner: Captioner, split: Split, beam: int | None = None,
     """Scores of a captioner on an already-encoded split; free captions unless ``guide`` (from
     ``Captioner.guidance``) turns guidance on."""
     tags = None
-    if guide and guide["guided"] and captioner.encoder.has_classifier:
-        # The split's files were read once already; their probabilities come from the cache.
-        found = extract_features(split.paths, captioner.encoder, ("probabilities",), progress=False)
-        by_path = dict(zip(found.paths, basic_tags(found.features["probabilities"], TAG_COUNT)))
+    if guide and guide["guided"] and captioner.tagger is not None:
+        # The split's files were read once already; what the tags read comes from the cache.
+        found = extract_features(split.paths, captioner.encoder, captioner._tag_kinds(), progress=False)
+        if "spatial" not in found.features and captioner.feature_kind == "spatial":
+            found.features["spatial"] = np.asarray(split.features)  # same paths, same order
+        by_path = dict(zip(found.paths, captioner.tags_of(found.features)))
         tags = [by_path.get(path, []) for path in split.paths]
     caps = captioner.caption_tagged(split.features, tags, beam, **(guide or {}))
     hyps = {n: c.text for n, c in zip(split.names, caps)}
-    scores = evaluate_captions(hyps, dict(zip(split.names, split.captions)), per_image=per_image)
+    refs = dict(zip(split.names, split.captions))
+    scores = evaluate_captions(hyps, refs, per_image=per_image) | hallucination(hyps, refs)
     scores["images"] = len(split.names)
     if per_image:
         for name in split.names:
             scores["per_image"][name]["caption"] = hyps[name]
     return scores
+
+
+def detect_objects(items: list) -> list[list[dict]]:
+    """The shipped detector's boxes in each file or in-memory image (read again at full size:
+    the encoder saw a 224-pixel copy)."""
+    from captioner.tagging.objects import default_detector
+
+    detector = default_detector()
+    return [detector.detect([item.pixels if isinstance(item, InMemoryImage) else
+                             load_image(item if isinstance(item, Path) else Path(item.name),
+                                        data=getattr(item, "data", None))])[0] for item in items]
 
 
 def _round(scores: dict) -> dict:

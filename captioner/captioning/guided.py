@@ -1,17 +1,29 @@
-"""Guided captions: what the ImageNet classifier is sure of becomes a constraint of the search.
+"""Guided captions, both ways: what the tags are sure of must be named, and the objects they
+give no evidence for are held back.
 
-A photo's tags (basic-level words with summed class probabilities, see
-captioner.encoders.basic_words) that reach ``threshold`` ask beam search for a caption holding
+A photo's tags (merged and calibrated, see captioner.tagging) that reach ``threshold`` ask beam
+search for a caption holding
 the word (Anderson et al. 2017); the word or its plural will do, since "two dogs" names dogs
 as well as "a dog". Two confident words that one ImageNet class lists together (a moped is
 "motorcycle" and "scooter") are one constraint that either satisfies, not two. At most two
 constraints: each doubles the beams the search keeps. A tag the vocabulary lacks cannot be
 asked for and is left out.
+
+Held back: every word that names a COCO object or a person (captioner.data.objects) whose best
+tag evidence stays below ``hold_threshold`` loses ``HOLD_PENALTY`` from its log-probability at
+every step, so the caption stops inventing dogs and people the photo does not show; a word
+the image and the text both push hard for can still come through.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
+
+from captioner.data.objects import caption_objects
 from captioner.data.text import Vocabulary
+from captioner.data.words import caption_nouns
 from captioner.encoders.basic_words import basic_words
 
 DEFAULT_THRESHOLD = 0.7  # summed probability a tag needs to guide the caption
@@ -19,6 +31,7 @@ DEFAULT_THRESHOLD = 0.7  # summed probability a tag needs to guide the caption
 # README); a model without that measurement captions freely unless asked.
 GUIDED_BY_DEFAULT = False
 MAX_CONSTRAINTS = 2
+HOLD_PENALTY = 3.0  # log-probability taken from a held-back word at every step
 
 
 def word_forms(word: str, vocab: Vocabulary) -> frozenset[int]:
@@ -49,3 +62,32 @@ def constraints_for(tags: list[dict], vocab: Vocabulary, threshold: float = DEFA
 
 def _listed_together(word: str, others: set[str]) -> bool:
     return any(word in words and others & set(words) for words in basic_words())
+
+
+@lru_cache(maxsize=8)
+def _object_words(vocab: Vocabulary) -> dict[str, np.ndarray]:
+    """Per object, the ids of the vocabulary's words that name it on their own (and only as a
+    noun: "orange" is a colour as often as a fruit)."""
+    ids: dict[str, list[int]] = {}
+    for i, word in enumerate(vocab.id_to_word):
+        for obj in caption_objects([word]) if caption_nouns(word) else ():
+            ids.setdefault(obj, []).append(i)
+    return {obj: np.array(found) for obj, found in ids.items()}
+
+
+def held_back(tags: list[dict], vocab: Vocabulary, threshold: float) -> np.ndarray:
+    """Ids of the words naming objects whose best tag score is below ``threshold``."""
+    evidence: dict[str, float] = {}
+    for tag in tags:
+        for obj in caption_objects(tag["tag"]):
+            evidence[obj] = max(evidence.get(obj, 0.0), tag["score"])
+    held = [ids for obj, ids in _object_words(vocab).items() if evidence.get(obj, 0.0) < threshold]
+    return np.concatenate(held) if held else np.zeros(0, dtype=int)
+
+
+def penalty_rows(held: list[np.ndarray], size: int, penalty: float = HOLD_PENALTY) -> np.ndarray:
+    """(images, vocabulary) log-probability penalties from each image's held-back ids."""
+    rows = np.zeros((len(held), size), dtype=np.float32)
+    for row, ids in zip(rows, held):
+        row[ids] = -penalty
+    return rows

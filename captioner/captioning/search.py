@@ -41,9 +41,10 @@ def _initial(decoder: CaptionDecoder, features: np.ndarray) -> list:
 
 
 def greedy(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray,
-           max_length: int = DEFAULT_MAX_LENGTH) -> list[Caption]:
-    """The most likely next word at every step, for each image of the batch."""
-    words, total, length = _walk(decoder, features, _most_likely, max_length)
+           max_length: int = DEFAULT_MAX_LENGTH, penalties: np.ndarray | None = None) -> list[Caption]:
+    """The most likely next word at every step, for each image of the batch (``penalties``:
+    see ``beam_search``)."""
+    words, total, length = _walk(decoder, features, _most_likely, max_length, penalties)
     return [Caption(vocab.decode(w), float(s / max(n, 1))) for w, s, n in zip(words, total, length)]
 
 
@@ -71,7 +72,7 @@ def sample(decoder: CaptionDecoder, features: np.ndarray, rng: np.random.Generat
     return _walk(decoder, features, draw, max_length)[0]
 
 
-def _walk(decoder, features: np.ndarray, choose, max_length: int):
+def _walk(decoder, features: np.ndarray, choose, max_length: int, penalties: np.ndarray | None = None):
     """Run the decoder word by word, ``choose(logp, ids)`` picking each next word from the
     log-probabilities of the images ``ids`` still in the states; returns the words (N, max_length) padded after ``<end>``, total log-probabilities, lengths."""
     n = len(features)
@@ -84,6 +85,8 @@ def _walk(decoder, features: np.ndarray, choose, max_length: int):
     alive = np.ones(n, dtype=bool)
     for t in range(max_length):
         logp, states = _step(decoder, tokens, states)
+        if penalties is not None:
+            logp += penalties[ids]
         tokens = choose(logp, ids)
         total[ids] += np.where(alive, logp[np.arange(len(ids)), tokens], 0.0)
         length[ids] += alive
@@ -109,7 +112,8 @@ def _take(states: list, rows: np.ndarray) -> list:
 
 def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray, width: int = 3,
                 max_length: int = DEFAULT_MAX_LENGTH, length_penalty: float = 1.0,
-                constraints: Sequence[Iterable[int]] = ()) -> list[Caption]:
+                constraints: Sequence[Iterable[int]] = (),
+                penalties: np.ndarray | None = None) -> list[Caption]:
     """The best caption per image by total log-probability / length ** length_penalty
     (0: no normalisation, 1: per-word mean; the length counts ``<end>``).
 
@@ -123,6 +127,10 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     constraints a hypothesis has met; each of its states keeps a beam of its own, and only the
     state with all of them met may finish. An image whose constraints cannot all be met within
     ``max_length`` words gets the free caption instead.
+
+    ``penalties`` (images, vocabulary), added to every step's log-probabilities: words an
+    image's tags give no evidence for are held back (guided captions); a caption's score
+    includes the penalties of the words it still uses.
     """
     sets = [frozenset(int(w) for w in c) for c in constraints]
     n, k, size = len(features), width, decoder.vocab_size
@@ -142,7 +150,10 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     for length in range(1, max_length + 1):
         logp, states = _step(decoder, tokens, states)
         rows_of = (m, k) if length > 1 else (1, 1)  # the first step ran once per image
-        totals = scores[..., None] + logp.reshape(len(ids), *rows_of, size)
+        logp = logp.reshape(len(ids), *rows_of, size)
+        if penalties is not None:
+            logp = logp + penalties[ids][:, None, None, :]
+        totals = scores[..., None] + logp
         origin = np.zeros(scores.shape, dtype=int)  # flat (source state, beam) of each new one
         word = np.full(scores.shape, Vocabulary.PAD_ID)
         live = np.full(scores.shape, -np.inf)
@@ -202,7 +213,8 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
             captions[i] = Caption(vocab.decode(seq), total / max(length, 1))
     unmet = [i for i in range(n) if captions[i] is None]  # constraints no caption could meet
     if unmet:
-        free = beam_search(decoder, vocab, np.asarray(features)[unmet], width, max_length, length_penalty)
+        free = beam_search(decoder, vocab, np.asarray(features)[unmet], width, max_length, length_penalty,
+                           penalties=None if penalties is None else penalties[unmet])
         for i, caption in zip(unmet, free):
             captions[i] = caption
     return captions

@@ -85,6 +85,14 @@ def in_splits(record: CaptionRecord, splits: Iterable[str | None]) -> bool:
     return record.split in splits
 
 
+def dev_when_unsplit(records: list[CaptionRecord]) -> list[CaptionRecord]:
+    """The records as they are, or, when none names a split, all of them as dev: a set of
+    photos kept for measurement then has the two halves of DEV_PARTS."""
+    if any(r.split for r in records):
+        return records
+    return [CaptionRecord(r.image, r.caption, "dev") for r in records]
+
+
 def group_by_image(records: Iterable[CaptionRecord]) -> dict[str, list[str]]:
     """Collect captions per image, images and captions in first-seen order."""
     grouped: dict[str, list[str]] = {}

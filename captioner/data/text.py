@@ -109,6 +109,9 @@ class Vocabulary:
         """Two vocabularies are equal when they map the same words to the same ids."""
         return isinstance(other, Vocabulary) and self._words == other._words
 
+    def __hash__(self) -> int:
+        return hash(self._words)
+
     def __repr__(self) -> str:
         return (
             f"Vocabulary({len(self)} words, min_count={self.min_count}, max_size={self.max_size})"
