@@ -182,7 +182,8 @@ def cmd_train(args) -> int:
     config = TrainConfig(**_overrides(args, TrainConfig))
     captioner = Captioner.train(args.data, args.images, args.out, encoder=args.encoder, config=config,
                                 resume=args.resume, overwrite=args.overwrite, lm_data=args.lm_data,
-                                command=shlex.join(["captioner", *args.argv]), strategy=args.strategy)
+                                command=shlex.join(["captioner", *args.argv]), strategy=args.strategy,
+                                language_model=args.save_language_model)
     print(f"saved {args.out}")
     decoding = captioner.card["decoding"]
     print(f"decoding chosen on dev-select: beam {decoding['beam']}, "
@@ -409,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-data", type=Path, action="append",
                    help="more caption text (repeat for several files): its words join the vocabulary, "
                         "and --lm-epochs pre-trains on it")
+    p.add_argument("--save-language-model", type=Path, metavar="FILE.weights.h5",
+                   help="keep the weights language-model pre-training leaves here (for captioner "
+                        "revive-words; by default they go with the checkpoints)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="default: one device; mirrored: every GPU (or logical CPU device) of this "
                         "machine; multiworker: the machines named by TF_CONFIG (run the same command "

@@ -456,15 +456,18 @@ class Captioner:
     def train(cls, data: Path, images: Path, out: Path, encoder: str = DEFAULT_ENCODER,
               config: TrainConfig | None = None, resume: bool = False, overwrite: bool = False,
               lm_data: Path | list[Path] | None = None, command: str | None = None,
-              progress: bool = True, strategy: str = "default") -> Captioner:
+              progress: bool = True, strategy: str = "default",
+              language_model: Path | None = None) -> Captioner:
         """Train on the train split (plus unsplit images), stop on dev, save a bundle at ``out``.
-        ``strategy``: one of STRATEGIES; only the chief of several workers writes ``out``."""
+        ``strategy``: one of STRATEGIES; only the chief of several workers writes ``out``.
+        ``language_model``: where to keep the weights language-model pre-training leaves (for
+        ``captioning.text_words``; default: with the checkpoints, which the bundle drops)."""
         spread = make_strategy(strategy)  # first: multiworker starts before TensorFlow runs anything
         with worker_output(Path(out), spread, fresh=overwrite) as target:
             decoder, vocab, card, select, report = train_captioner(
                 data, images, target, get_encoder(encoder), config or TrainConfig(), resume=resume,
                 overwrite=overwrite, lm_data=lm_data, command=command, progress=progress,
-                strategy=spread)
+                strategy=spread, language_model=language_model)
             return cls(decoder, vocab, card)._finish(select, report, target)
 
     def finetune(self, data: Path, images: Path, out: Path, resume: bool = False,

@@ -139,7 +139,7 @@ class Trainer:
     def __init__(self, folder: Path, vocab: Vocabulary, config: TrainConfig,
                  train: tuple[np.ndarray, list[list[str]]], dev: tuple[np.ndarray, list[list[str]]],
                  lm_captions: list[str] | None = None, progress: bool = True,
-                 strategy: tf.distribute.Strategy | None = None):
+                 strategy: tf.distribute.Strategy | None = None, language_model: Path | None = None):
         self.folder = Path(folder)
         self.vocab, self.config = vocab, config
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -152,7 +152,7 @@ class Trainer:
         self.best_path = self.folder / "best.weights.h5"
         # The decoder as language-model pre-training left it: the output rows of words that only
         # the text holds are taken from it after paired training (captioning.text_words).
-        self.language_model_path = self.folder / LANGUAGE_MODEL_WEIGHTS
+        self.language_model_path = Path(language_model or self.folder / LANGUAGE_MODEL_WEIGHTS)
         self.vocab_path = self.folder / "vocab.json"
         self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": None, "wait": 0,
                       "config": asdict(config)}
@@ -317,7 +317,7 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
                     resume: bool = False, overwrite: bool = False,
                     lm_data: Path | list[Path] | None = None,
                     command: str | None = None, progress: bool = True,
-                    strategy: tf.distribute.Strategy | None = None):
+                    strategy: tf.distribute.Strategy | None = None, language_model: Path | None = None):
     """Train on the train split (plus unsplit images), stop on the dev-select half; returns the
     decoder, its vocabulary, the card so far and the two encoded dev halves (select, report).
     Checkpoints live in ``out``; under ``strategy`` (default: one device) only its chief shows
@@ -336,7 +336,7 @@ def train_captioner(data: Path, images: Path, out: Path, encoder: Encoder, confi
         shutil.rmtree(folder, ignore_errors=True)
     trainer = Trainer(folder, vocab, config, (train.features, train.captions),
                       (select.features, select.captions), lm_captions=lm_captions, progress=progress,
-                      strategy=strategy)
+                      strategy=strategy, language_model=language_model)
     decoder = trainer.run(resume=resume)
     data_card = {"captions": str(data), "images": str(images), "train_images": len(train.names),
                  "dev_select_images": len(select.names), "dev_report_images": len(report.names),
