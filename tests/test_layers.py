@@ -1,8 +1,8 @@
 """The package's layers: nothing imports upward, and no two modules import each other in a ring.
 
 Layers, lowest first (DESIGN.md's data flow): the base helpers; data; encoders, evaluation and
-results (side by side, none importing another); captioning; video and serving (side by side);
-the faces (the CLI, the Beam pipeline and the top-level package). A module may import its own
+results (side by side, none importing another); tagging; captioning; video and serving (side
+by side); the faces (the CLI, the Beam pipeline and the top-level package). A module may import its own
 sub-package or a lower layer, nothing else. Imports inside functions count too: a lazy import
 upward is still an upward import.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "captioner"
 BASE = {"errors", "files", "checks", "topk", "machine"}
-RANKS = {"base": 0, "data": 1, "encoders": 2, "evaluation": 2, "results": 2, "captioning": 3,
-         "video": 4, "serving": 4, "faces": 5}
+RANKS = {"base": 0, "data": 1, "encoders": 2, "evaluation": 2, "results": 2, "tagging": 3,
+         "captioning": 4, "video": 5, "serving": 5, "faces": 6}
 
 
 def module_name(path: Path) -> str:
