@@ -1,10 +1,11 @@
-"""File-system helpers shared by every layer: the cache folder, atomic writes, text and JSON
-reading with one-line errors, content hashes."""
+"""File-system helpers shared by every layer: the cache folder, atomic (and durable) writes,
+strict JSON text, text and JSON reading with one-line errors, content hashes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -28,7 +29,10 @@ def cache_dir() -> Path:
 def atomic_path(path: Path, suffix: str = ""):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    ``suffix`` lets writers that insist on an extension (Keras' ``.weights.h5``) have it.
+    The file is fsync'd before the rename and its folder after, so once this returns the new
+    file is on disk whole, even through a machine crash (a rename alone can reach the disk
+    before the data it names, leaving an empty file). ``suffix`` lets writers that insist on
+    an extension (Keras' ``.weights.h5``) have it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,10 +45,25 @@ def atomic_path(path: Path, suffix: str = ""):
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o644)  # mkstemp makes it private; outputs are ordinary files
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_path, path)
+        fsync_folder(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names created, renamed or removed in ``folder`` survive a machine crash."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -78,6 +97,26 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def json_text(value: Any, indent: int | None = 1) -> str:
+    """Strict JSON of ``value``, non-ASCII kept: a NaN or infinite float becomes null.
+
+    Python's json writes ``NaN`` and ``Infinity``, which are not JSON (other readers refuse
+    them); a card's missing number (no dev loss in a self-critical epoch) is null instead.
+    """
+    return json.dumps(finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float inside it replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def read_text(path: Path, error: type[CaptionerError] = FormatError) -> str:

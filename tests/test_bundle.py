@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from captioner.captioning.bundle import Bundle, check_target, load_bundle, save_bundle
+from captioner.captioning.bundle import Bundle, card_digest, check_target, load_bundle, save_bundle
 from captioner.captioning.config import TrainConfig
 from captioner.captioning.train import build_decoder
 from captioner.data.text import Vocabulary
@@ -95,3 +95,21 @@ def test_code_in_a_bundle_is_refused(tmp_path, bundle):
         load_bundle(folder)
     with zipfile.ZipFile(folder / "model.keras") as archive:
         assert "Lambda" in archive.read("config.json").decode()
+
+
+def test_a_card_with_nan_is_written_as_valid_json_with_null(tmp_path, bundle):
+    """NaN is not JSON (a self-critical epoch has no dev_loss): the card says null instead."""
+    card = {"encoder": "efficientnet_lite0",
+            "history": [{"epoch": 1, "loss": 2.5, "dev_loss": float("nan")}],
+            "scores": {"worst": float("-inf"), "best": float("inf")}}
+    folder = save_bundle(tmp_path / "model", Bundle(bundle.model, card, vocab=bundle.vocab))
+
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    written = json.loads((folder / "card.json").read_text(), parse_constant=refuse)
+    assert written["history"] == [{"epoch": 1, "loss": 2.5, "dev_loss": None}]
+    assert written["scores"] == {"worst": None, "best": None}
+    loaded = load_bundle(folder).card
+    assert loaded["history"][0]["dev_loss"] is None
+    assert card_digest(loaded) == card_digest(card)  # outputs made before the save still resume

@@ -284,3 +284,89 @@ def test_the_same_file_twice_in_one_run_is_one_item(tmp_path, monkeypatch) -> No
     with ResultWriter(tmp_path / "out.jsonl", "image", "images") as writer:
         writer.add([caption("a.jpg")])
         assert writer.done(str(tmp_path / "a.jpg"))
+
+
+def _record_disk_calls(monkeypatch) -> list[tuple[str, ...]]:
+    """Spy on fsync, replace and unlink: the calls in order, with the paths they touched."""
+    import os
+
+    events: list[tuple[str, ...]] = []
+    real = {name: getattr(os, name) for name in ("fsync", "replace", "unlink")}
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real["fsync"](fd)
+
+    def replace(src, dst, *args, **kwargs):
+        events.append(("replace", os.fspath(src), os.fspath(dst)))
+        real["replace"](src, dst, *args, **kwargs)
+
+    def unlink(path, *args, **kwargs):
+        events.append(("unlink", os.fspath(path)))
+        real["unlink"](path, *args, **kwargs)
+
+    for name, spy in (("fsync", fsync), ("replace", replace), ("unlink", unlink)):
+        monkeypatch.setattr(os, name, spy)
+    return events
+
+
+def test_close_makes_output_and_settings_durable_before_the_journal_goes(tmp_path,
+                                                                         monkeypatch) -> None:
+    """After a machine crash the output is whole or the journal is still there; the settings
+    file is replaced whole (never truncated in place), so it cannot be found empty."""
+    import os
+
+    path = tmp_path / "out.jsonl"
+    run(path)  # an old output: overwriting it rewrites the settings on close (replacing -> no)
+    settings = path.with_name(f".{path.name}.settings.json")
+    events = _record_disk_calls(monkeypatch)
+    writer = ResultWriter(path, "image", "images", settings={"beam": 2}, overwrite=True)
+    os.link(settings, tmp_path / "settings-before")  # the settings file as it was written first
+    writer.add([caption(image) for image in ITEMS])
+    writer.close()
+    folder = str(tmp_path)
+
+    def where(*event) -> int:
+        return events.index(event)
+
+    (out_src,) = [e[1] for e in events if e[0] == "replace" and e[2] == str(path)]
+    out_at = where("replace", out_src, str(path))
+    gone = max(i for i, e in enumerate(events) if e == ("unlink", str(journal(path))))
+    assert ("fsync", out_src) in events[:out_at]  # the new output's bytes reached the disk...
+    assert ("fsync", folder) in events[out_at:gone]  # ...and its name, before the journal went
+    writes = [i for i, e in enumerate(events) if e[0] == "replace" and e[2] == str(settings)]
+    assert len(writes) == 2  # the record at the start (replacing) and at the end (replaced)
+    for i in writes:
+        assert ("fsync", events[i][1]) in events[:i] and ("fsync", folder) in events[i:]
+    assert writes[-1] < gone
+    before = json.loads((tmp_path / "settings-before").read_text())
+    assert before["replacing"] is True  # the first record's file was replaced, not rewritten
+    assert json.loads(settings.read_text()) == {"settings": {"beam": 2}, "replacing": False}
+    assert read_rows(path) == [caption(image) for image in ITEMS]
+
+
+def test_a_lock_on_a_settings_file_replaced_meanwhile_is_taken_again(tmp_path, monkeypatch) -> None:
+    """The settings file (also the lock) is replaced when rewritten: a run that locked the old
+    file between its open and its flock must lock the one now at the path."""
+    import fcntl
+    import os
+
+    from captioner.results import journal as journal_module
+
+    path = tmp_path / "out.jsonl"
+    settings = path.with_name(f".{path.name}.settings.json")
+    real_flock, calls = fcntl.flock, []
+
+    def flock(fd, op):
+        calls.append(fd)
+        if len(calls) == 1:  # another run replaces the file between this run's open and flock
+            other = tmp_path / "other"
+            other.write_text("")
+            os.replace(other, settings)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(journal_module.fcntl, "flock", flock)
+    writer = ResultWriter(path, "image", "images")
+    assert len(calls) == 2
+    assert os.fstat(writer._lock.fileno()).st_ino == settings.stat().st_ino
+    writer.close()

@@ -52,7 +52,8 @@ def test_tag_writes_matching_jsonl_csv_vtt_srt(movie, tmp_path):
     assert "3 clips, 1 unreadable" in proc.stdout
     tagger = VideoTagger.default()  # the same run through the API, once per other format
     for ext in ("csv", "vtt", "srt"):
-        tagger.tag([movie, broken], TagOptions(clip_seconds=3, top_k=3), output=outputs[ext], progress=False)
+        videos = [movie, broken] if ext == "csv" else [movie]  # a cue file holds one video
+        tagger.tag(videos, TagOptions(clip_seconds=3, top_k=3), output=outputs[ext], progress=False)
     rows = [json.loads(x) for x in outputs["jsonl"].read_text().splitlines()]
     clips = [r for r in rows if "error" not in r]
     assert [(r["clip"], r["start"], r["end"]) for r in clips] == [(0, 0.0, 3.0), (1, 3.0, 6.0), (2, 6.0, 9.0)]
@@ -102,3 +103,43 @@ def test_train_video_from_folder_layout(tmp_path):
                                            "--clip-seconds", "1", "--top-k", "1").stdout and
             (tmp_path / "t.jsonl").read_text().splitlines()]
     assert rows[0]["tags"][0]["tag"] == "leftward"
+
+
+def _stub_tagger(monkeypatch, worked: list) -> VideoTagger:
+    """A VideoTagger whose decoding and models are stubs: one 1-second clip per video."""
+    from types import SimpleNamespace
+
+    from captioner.data.paths import display_path
+
+    captioner = SimpleNamespace(card={"encoder": "efficientnet_lite0"}, encoder=None)
+    tagger = VideoTagger(captioner=captioner)
+    monkeypatch.setattr(VideoTagger, "_features", lambda self, path, options: worked.append(path))
+    monkeypatch.setattr(VideoTagger, "_rows", lambda self, path, video, options: [
+        {"video": display_path(path), "clip": 0, "start": 0.0, "end": 1.0, "tags": [],
+         "caption": "x"}])
+    return tagger
+
+
+@pytest.mark.parametrize("suffix", [".vtt", ".srt"])
+def test_a_cue_file_holds_one_video_and_more_are_refused_before_any_work(tmp_path, monkeypatch,
+                                                                          suffix):
+    """Two videos' cues in one .vtt/.srt overlap in time: refused before any video is decoded,
+    also when the second video comes in a later run; .jsonl takes both."""
+    from captioner.errors import CaptionerError
+
+    frames = [shape_clip("moving right", "circle", "red", frames=2, size=32)] * 2
+    one, two = (write_video(tmp_path / f"{name}.mp4", f, fps=2.0) for name, f in zip("ab", frames))
+    worked = []
+    tagger = _stub_tagger(monkeypatch, worked)
+    out = tmp_path / f"tags{suffix}"
+    with pytest.raises(CaptionerError, match=rf"one video per \.vtt/\.srt.*\.jsonl") as caught:
+        tagger.tag([one, two], output=out, progress=False)
+    assert str(one) in str(caught.value) and str(two) in str(caught.value)
+    assert worked == [] and not out.exists()
+    tagger.tag(one, output=out, progress=False)
+    with pytest.raises(CaptionerError, match="one video per"):  # a later run adds no second one
+        tagger.tag([one, two], output=out, progress=False)
+    assert worked == [one]
+    tagger.tag(one, output=out, progress=False)  # the same video again: nothing to do, no refusal
+    rows = tagger.tag([one, two], output=tmp_path / "tags.jsonl", progress=False)
+    assert [row["video"] for row in rows] == [str(one), str(two)]

@@ -145,6 +145,24 @@ def test_csv_videos_tags_and_round_trip(tmp_path) -> None:
     assert read_rows(path) == VIDEOS
 
 
+def test_csv_text_cells_that_a_spreadsheet_would_run_are_quoted(tmp_path) -> None:
+    """OWASP's CSV injection advice: a text cell starting with = + - @ (or tab, CR) gets a
+    leading ' so a spreadsheet shows it as text; numbers stay numbers; reading back undoes it."""
+    rows = [{"image": '=HYPERLINK("x")', "caption": "+1 dog", "score": -0.53,
+             "tags": [{"tag": "-x", "score": 0.5}]},
+            {"image": "@evil.jpg", "error": "\tnot an image file"},
+            {"image": "'quoted'.jpg", "caption": "a dog", "score": 0.25, "tags": []}]
+    path = tmp_path / "out.csv"
+    write_csv(path, rows)
+    with path.open(newline="", encoding="utf-8") as f:
+        records = list(csv.DictReader(f))
+    assert records[0] == {"image": "'=HYPERLINK(\"x\")", "caption": "'+1 dog", "score": "-0.53",
+                          "tags": "'-x:0.50", "error": ""}
+    assert records[1]["image"] == "'@evil.jpg" and records[1]["error"] == "'\tnot an image file"
+    assert records[2]["image"] == "''quoted'.jpg"  # a leading ' of its own survives the round trip
+    assert read_rows(path) == rows
+
+
 def test_csv_tag_with_separator_is_refused(tmp_path) -> None:
     row = dict(VIDEOS[0], tags=[{"tag": "a;b", "score": 0.5}])
     with pytest.raises(FormatError, match="';'"):

@@ -25,7 +25,7 @@ import keras
 
 from captioner.data.text import Vocabulary
 from captioner.errors import BundleError
-from captioner.files import read_json
+from captioner.files import finite, json_text, read_json
 
 MODEL_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE = "model.keras", "vocab.json", "tags.json", "card.json"
 CHECKPOINTS = "checkpoints"  # where training keeps its checkpoints until the bundle is written
@@ -51,8 +51,10 @@ def make_card(encoder, config, command: str | None, data: dict, problems: list[s
 
 
 def card_digest(card: dict) -> str:
-    """A short hash that names a model by its card (outputs record which model made them)."""
-    return hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A short hash that names a model by its card (outputs record which model made them); the
+    card as written (NaN as null), so a model names itself alike before and after a save."""
+    text = json.dumps(finite(card), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def check_target(folder: Path) -> Path:
@@ -97,8 +99,8 @@ def save_bundle(folder: Path, bundle: Bundle) -> Path:
         if bundle.vocab is not None:
             bundle.vocab.save(tmp / VOCAB_FILE)
         if bundle.tags is not None:
-            (tmp / TAGS_FILE).write_text(json.dumps(list(bundle.tags), indent=1, ensure_ascii=False))
-        (tmp / CARD_FILE).write_text(json.dumps(bundle.card, indent=1, ensure_ascii=False))
+            (tmp / TAGS_FILE).write_text(json_text(list(bundle.tags)), encoding="utf-8")
+        (tmp / CARD_FILE).write_text(json_text(bundle.card), encoding="utf-8")
         tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is an ordinary folder
         if folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))

@@ -13,6 +13,11 @@ settings stay beside the output in `.<name>.settings.json`, which is also the lo
 holds (flock) while it writes. Items are keyed by their resolved path,
 so `photo.jpg` and `/home/me/photo.jpg` are one item.
 
+Through a machine crash: the settings file is replaced whole (written, fsync'd, renamed), and
+before the first row reaches the journal; the output is fsync'd, file and folder, before the
+journal goes. So the output is whole or its journal is still there, and rows on disk always
+have their settings beside them.
+
 A re-run loads what is done from the output itself (.jsonl and .csv can be read back) and
 from the journal. Outputs that cannot be read back (.json, .vtt, .srt, .html) keep their journal
 after the run, so that a later run adds to their rows instead of replacing them.
@@ -30,9 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from captioner.errors import CaptionerError, FormatError
-from captioner.files import printable
+from captioner.files import atomic_path, fsync_folder, printable
 from captioner.results.writers import (
     READABLE_SUFFIXES,
+    check_items,
     json_line,
     output_writer,
     read_jsonl,
@@ -93,6 +99,12 @@ class ResultWriter:
         """Whether the item named `key_value` (a path, however spelled) needs no work in this run."""
         return _resolved(key_value) in self._units
 
+    def expect(self, items: Iterable[Any]) -> None:
+        """Refuse now, before any work, to add ``items`` (paths) that the output cannot hold
+        with the items already in it (a .vtt or .srt file holds one video)."""
+        kept = {k for k, unit in self._units.items() if any("error" not in r for r in unit)}
+        check_items(self.path, kept | {_resolved(item) for item in items if not self.done(item)})
+
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
         """Record finished rows (all rows of a video in one call) in the journal, fsync'd."""
         if self._closed:
@@ -105,11 +117,14 @@ class ResultWriter:
             return
         self._write_record()
         data = "".join(json_line(unit) for unit in units.values()).encode("utf-8")
+        new = self._file is None and not self.journal.exists()
         if self._file is None:
             self._file = self.journal.open("ab")
         self._file.write(data)  # one write per call: a crash tears at most its last line
         self._file.flush()
         os.fsync(self._file.fileno())
+        if new:
+            fsync_folder(self.journal.parent)  # the journal's name, too, survives a crash
         self._units.update(units)
 
     def close(self) -> None:
@@ -173,15 +188,29 @@ class ResultWriter:
         return replacing
 
     def _write_record(self, replacing: bool | None = None) -> None:
-        """Write the settings file (the lock file's content) if it does not say this yet."""
+        """Replace the settings file (the lock file) if it does not say this yet.
+
+        Never rewritten in place: a crash between truncating and writing would leave it empty,
+        and an empty settings file lets a run with other settings add to the rows. The new
+        file is locked before it takes the name, so the lock is held throughout.
+        """
         wanted = dict(self._record, **({} if replacing is None else {"replacing": replacing}))
         self._lock.seek(0)
         if self._lock.read() == (data := json.dumps(wanted, indent=1, ensure_ascii=False).encode()):
             return
-        self._lock.seek(0)
-        self._lock.truncate(0)
-        self._lock.write(data)
-        self._lock.flush()
+        handle = None
+        try:
+            with atomic_path(self.settings_path) as tmp:
+                handle = tmp.open("r+b")
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: free
+                handle.write(data)
+                handle.flush()
+        except BaseException:
+            if handle is not None:
+                handle.close()
+            raise
+        self._lock.close()
+        self._lock = handle
         self._record = wanted
 
     def _load_earlier(self) -> None:
@@ -255,15 +284,25 @@ def _prepare_folder(path: Path) -> None:
 
 def _lock(lock_path: Path, output: Path) -> BinaryIO:
     """Hold an exclusive lock on the output for this run; a second run is told so at once."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    handle = os.fdopen(fd, "r+b")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        handle = os.fdopen(fd, "r+b")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise CaptionerError(f"{output}: another captioner run is writing this output; wait "
+                                 "for it to finish, or choose another output") from None
+        # The holder replaces the file when it rewrites the settings: the file opened here may
+        # be the old one, released since; then lock the one at the path now.
+        try:
+            now = os.stat(lock_path)
+        except FileNotFoundError:
+            now = None
+        held = os.fstat(handle.fileno())
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            return handle
         handle.close()
-        raise CaptionerError(f"{output}: another captioner run is writing this output; wait for it "
-                             "to finish, or choose another output") from None
-    return handle
 
 
 def _describe_foreign(path: Path) -> str:
@@ -305,6 +344,9 @@ class MemoryWriter:
     def done(self, _key_value: Any) -> bool:
         """Nothing is done before a run without an output file."""
         return False
+
+    def expect(self, _items: Iterable[Any]) -> None:
+        """Memory holds any number of items."""
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         """Keep ``rows``."""

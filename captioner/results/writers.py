@@ -12,11 +12,11 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-from captioner.errors import FormatError
+from captioner.errors import CaptionerError, FormatError
 from captioner.files import atomic_write_text, printable, read_text
 from captioner.results.cues import cue_text
 from captioner.results.pages import write_page
@@ -38,6 +38,7 @@ OUTPUT_SUFFIXES = {
     "videos": (".jsonl", ".csv", ".vtt", ".srt", ".html"),
 }
 READABLE_SUFFIXES = (".jsonl", ".csv")
+ONE_VIDEO_SUFFIXES = (".vtt", ".srt")  # a cue file is one video's timeline
 CSV_COLUMNS = {
     "images": ("image", "caption", "score", "tags", "error"),
     "videos": ("video", "clip", "start", "end", "tags", "caption", "error"),
@@ -134,6 +135,19 @@ def output_writer(path: str | os.PathLike, kind: str,
     return writers[suffix]
 
 
+def check_items(path: str | os.PathLike, items: Collection[str]) -> None:
+    """Refuse, before any work, ``items`` (the files a run's rows name) that the output cannot
+    hold together: a .vtt or .srt file is the timeline of one video, where the cues of two
+    would overlap in time and play at once."""
+    suffix = Path(path).suffix.lower()
+    if suffix in ONE_VIDEO_SUFFIXES and len(items) > 1:
+        named = ", ".join(sorted(items)[:3]) + (", ..." if len(items) > 3 else "")
+        raise CaptionerError(
+            f"{path}: a {suffix} file holds the cues of one video, and this run would put "
+            f"{len(items)} in it ({named}); tag one video per .vtt/.srt file, or write .jsonl "
+            "(or .csv) for many videos")
+
+
 def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]], kind: str,
                link_images: bool = False) -> None:
     """Write `kind` rows ("images" or "videos") in the format told by the path's suffix."""
@@ -214,14 +228,34 @@ def _plain(value: Any) -> Any:
 
 
 def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as CSV cells: tags as `tag:0.91;tag:0.40`, None as an empty cell."""
+    """A row as CSV cells: tags as `tag:0.91;tag:0.40`, None as an empty cell, text made inert."""
     cells = {name: value for name, value in row.items() if value is not None}
     if "tags" in cells:
         bad = [t["tag"] for t in cells["tags"] if ";" in str(t["tag"])]
         if bad:
             raise FormatError(f"tag {bad[0]!r} has a ';', which separates tags in CSV; use .jsonl")
         cells["tags"] = ";".join(f"{t['tag']}:{t['score']:.2f}" for t in cells["tags"])
-    return cells
+    return {name: _inert(value) for name, value in cells.items()}
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such
+# text cells get a leading ', as OWASP advises. A leading ' of the text's own is doubled, so
+# that reading back (one ' dropped) gives the text exactly. Numbers are never text cells.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _inert(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text; anything else as it is."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _uninert(cell: str) -> str:
+    """Undo `_inert` on a cell read back."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def _parse_tags(cell: str) -> list[dict[str, Any]]:
@@ -257,6 +291,7 @@ def _read_results_csv(path: Path) -> list[dict[str, Any]]:
         where = f"{path}:{reader.line_num}"
         if None in record or None in record.values():
             raise FormatError(f"{where}: expected {len(columns)} fields")
+        record = {name: _uninert(cell) for name, cell in record.items()}
         if record["error"]:
             rows.append({KINDS[kind]: record[KINDS[kind]], "error": record["error"]})
             continue

@@ -90,10 +90,9 @@ class VideoTagger:
         """Rows for every clip of every video found (``{"video", "error"}`` for a bad file).
 
         ``videos``: a path (file or folder) or a list of them. With ``output`` (.jsonl, .csv,
-        .vtt, .srt, or .html: a timeline page) the rows are written there atomically; a re-run
-        with the same settings
-        skips the videos already done, an interrupted run resumes, and a re-run with other
-        settings needs ``overwrite``.
+        .vtt or .srt for one video, or .html: a timeline page) the rows are written there
+        atomically; a re-run with the same settings skips the videos already done, an
+        interrupted run resumes, and a re-run with other settings needs ``overwrite``.
         """
         options = options or TagOptions()
         if isinstance(videos, (str, os.PathLike)):
@@ -101,6 +100,7 @@ class VideoTagger:
         files, problems = expand_paths(videos, VIDEO_EXTENSIONS, recursive)
         with result_writer(output, key="video", kind="videos", settings=self.run_settings(options),
                            overwrite=overwrite) as writer:
+            writer.expect(files)  # a .vtt/.srt holds one video: more are refused before any work
             writer.add([{"video": display_path(p), "error": reason} for p, reason in problems
                         if not writer.done(p)])
             todo = [p for p in files if not writer.done(p)]
