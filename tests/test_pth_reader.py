@@ -78,8 +78,9 @@ def test_reads_real_lite0_file():
     assert np.isfinite(stem).all() and 0.01 < float(np.abs(stem).mean()) < 10
 
 
-def _tensor_file(tmp_path, monkeypatch, offset, shape, stride, numel=6, written=None):
-    """A legacy torch save of one float tensor view over one storage of ``numel`` floats.
+def _tensor_file(tmp_path, monkeypatch, offset, shape, stride, numel=6, written=None, entries=1):
+    """A legacy torch save of one float tensor view over one storage of ``numel`` floats (or of
+    ``entries`` views, ``w0``, ``w1``..., all over that one storage).
 
     The torch names the file refers to are stood in by a fake module, only while pickling,
     so the bytes are what torch itself writes for a state dict.
@@ -118,7 +119,8 @@ def _tensor_file(tmp_path, monkeypatch, offset, shape, stride, numel=6, written=
     buf = io.BytesIO()
     for header in (LEGACY_MAGIC, 1001, {"little_endian": True}):
         pickle.dump(header, buf, protocol=2)
-    Pickler(buf, protocol=2).dump({"w": View()})
+    names = ["w"] if entries == 1 else [f"w{i}" for i in range(entries)]
+    Pickler(buf, protocol=2).dump({name: View() for name in names})
     pickle.dump(["0"], buf, protocol=2)
     count = numel if written is None else written
     buf.write(struct.pack("<q", count) + np.arange(numel, dtype=np.float32).tobytes())
@@ -149,6 +151,18 @@ def test_tensor_views_that_lie_about_their_storage_are_refused(tmp_path, monkeyp
                                                                 stride, reason):
     path = _tensor_file(tmp_path, monkeypatch, offset, shape, stride)
     with pytest.raises(EncoderError, match=reason):
+        read_state_dict(path)
+
+
+def test_many_entries_aliasing_one_storage_are_refused_before_copying(tmp_path, monkeypatch):
+    """Each entry is copied out on its own: 100 views of one 64 KB storage would take 6.4 MB
+    from a 70 KB file. Tied weights (a storage read twice) are still fine."""
+    numel = 16384
+    tied = _tensor_file(tmp_path, monkeypatch, 0, (numel,), (1,), numel=numel, entries=2)
+    state = read_state_dict(tied)
+    assert sorted(state) == ["w0", "w1"] and state["w1"][-1] == numel - 1
+    path = _tensor_file(tmp_path, monkeypatch, 0, (numel,), (1,), numel=numel, entries=100)
+    with pytest.raises(EncoderError, match=r"100 tensors.*times the file's size.*share"):
         read_state_dict(path)
 
 

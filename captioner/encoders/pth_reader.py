@@ -24,6 +24,10 @@ import numpy as np
 from captioner.errors import EncoderError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# Entries may share a storage (tied weights), and each is copied out on its own, so the arrays
+# may outgrow the file; this many times its size is plenty for a real state dict, and stops a
+# small file whose hundreds of entries alias one storage from taking gigabytes.
+MAX_GROWTH = 4
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32,
@@ -134,7 +138,14 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
         storages = {}
         for key in keys:
             storages[key] = _read_storage(f, path, key, state, size)
-    return {name: _materialise(ref, storages, path, name) for name, ref in state.items()}
+    views = {name: _view(ref, storages, path, name) for name, ref in state.items()}
+    total = sum(view.nbytes for view in views.values())
+    if total > MAX_GROWTH * size:
+        raise EncoderError(
+            f"{path}: its {len(views)} tensors would take {total / 1e6:.1f} MB, more than "
+            f"{MAX_GROWTH} times the file's size ({size / 1e6:.1f} MB): its entries share storages "
+            "over and over, which no real weights file does. Use a weights file you trust.")
+    return {name: np.array(view, order="C") for name, view in views.items()}  # own copies
 
 
 def _read_storage(f, path: Path, key: str, state: dict, file_size: int) -> np.ndarray:
@@ -156,8 +167,9 @@ def _read_storage(f, path: Path, key: str, state: dict, file_size: int) -> np.nd
     return np.frombuffer(raw, dtype=dtype)
 
 
-def _materialise(ref, storages: dict, path: Path, name: str) -> np.ndarray:
-    """The tensor a reference describes, after checking that it lies inside its storage."""
+def _view(ref, storages: dict, path: Path, name: str) -> np.ndarray:
+    """The tensor a reference describes, as a read-only view of its storage (no copy yet),
+    after checking that it lies inside it."""
     if not isinstance(ref, _TensorRef):
         raise EncoderError(f"{path}: state dict entry {name} of unexpected type {type(ref).__name__}")
     flat = storages.get(ref.storage.key)
@@ -171,7 +183,7 @@ def _materialise(ref, storages: dict, path: Path, name: str) -> np.ndarray:
         strides=tuple(s * item for s in ref.stride),
         writeable=False,
     )
-    return np.array(view, order="C")  # own, contiguous copy
+    return view
 
 
 def _check_view(ref: _TensorRef, numel: int, path: Path, name: str) -> None:
