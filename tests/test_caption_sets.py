@@ -225,6 +225,33 @@ def test_karpathy_split_mapping_and_problems(tmp_path) -> None:
     ]
 
 
+def test_image_names_that_leave_the_image_folder_are_problems_in_every_format(tmp_path) -> None:
+    """A caption file names images inside the folder given with it: an absolute name or one
+    with '..' would read any file on the machine, so its entry is skipped as a problem."""
+    outside = "/etc/secret.jpg"
+    files = {
+        "flickr": _write(tmp_path / "tokens.txt", f"../secret.jpg#0\ta cat\n{outside}#0\ta cat\n"
+                                                  "ok.jpg#0\ta dog\n"),
+        "csv": _write(tmp_path / "c.csv", f"image,caption\n../secret.jpg,a cat\n{outside},a cat\n"
+                                          "sub/ok.jpg,a dog\n"),
+        "coco": _write(tmp_path / "coco.json", json.dumps({
+            "images": [{"id": 1, "file_name": "../secret.jpg"}, {"id": 2, "file_name": outside},
+                       {"id": 3, "file_name": "ok.jpg"}],
+            "annotations": [{"image_id": i, "caption": "a thing"} for i in (1, 1, 2, 3)]})),
+        "karpathy": _write(tmp_path / "k.json", json.dumps({"images": [
+            {"filepath": "..", "filename": "secret.jpg", "sentences": [{"raw": "a cat"}]},
+            {"filename": outside, "sentences": [{"raw": "a cat"}]},
+            {"filepath": "val2014", "filename": "ok.jpg", "sentences": [{"raw": "a dog"}]}]})),
+    }
+    for fmt, path in files.items():
+        result = read_captions(path, fmt)
+        assert [r.image for r in result] in (["ok.jpg"], ["sub/ok.jpg"], ["val2014/ok.jpg"]), fmt
+        assert len(result.problems) == 2, (fmt, result.problems)  # one per image, not per caption
+        for problem, name in zip(result.problems, ("../secret.jpg", outside)):
+            assert problem.startswith(f"{path}:") and "outside the image folder" in problem, problem
+            assert repr(name) in problem, problem
+
+
 def test_read_captions_detects_each_format(tmp_path) -> None:
     flickr = _write(tmp_path / "Flickr8k.token.txt", FLICKR)
     csv_txt = _write(tmp_path / "captions.txt", "image,caption\na.jpg,a dog\n")

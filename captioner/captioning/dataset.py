@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from captioner.data.caption_sets import CaptionRecord, group_by_image, in_splits, read_captions
+from captioner.data.caption_sets import (
+    CaptionRecord,
+    group_by_image,
+    in_splits,
+    outside_folder,
+    read_captions,
+)
 from captioner.encoders.base import Encoder
 from captioner.encoders.features import as_regions, cacheable, extract_features, feature_matrix
 from captioner.errors import FormatError
@@ -27,10 +33,17 @@ def load_split(records: list[CaptionRecord], images: Path, encoder: Encoder,
                splits: tuple[str | None, ...], progress: bool = True,
                kind: str = "pooled") -> tuple[Split, list[str]]:
     """Features (``kind``: pooled vectors, or spatial maps flattened to (regions, channels)) of
-    the split's images found in ``images``; also returns the problems met."""
+    the split's images found in ``images``; also returns the problems met (an image missing,
+    unreadable, or named outside ``images``: records may come from anywhere, not only a reader)."""
     grouped = group_by_image(r for r in records if in_splits(r, splits))
-    problems = [f"{name}: image not found in {images}" for name in grouped if not (images / name).is_file()]
-    names = [name for name in grouped if (images / name).is_file()]
+    problems, names = [], []
+    for name in grouped:
+        if reason := outside_folder(name):
+            problems.append(f"{name}: {reason}")
+        elif not (images / name).is_file():
+            problems.append(f"{name}: image not found in {images}")
+        else:
+            names.append(name)
     files = [images / n for n in names]
     if kind == "spatial" and cacheable(encoder):  # maps stay on disk, memory-mapped
         result = feature_matrix(files, encoder, kind, progress=progress)

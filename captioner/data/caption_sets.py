@@ -4,7 +4,9 @@ Every reader returns a `ReadResult`: the `CaptionRecord`s it could read, and a `
 list of `"<file>:<where>: <reason>"` strings for the entries it skipped (`<where>` is a
 line number for text files, a JSON path such as `annotations[12]` for JSON files). A bad
 entry never stops a read; the problems of one file are also logged once, as one summarised
-warning. A file that is missing, or not in the format at all, raises `FormatError`.
+warning. A file that is missing, or not in the format at all, raises `FormatError`. Image names
+are joined to the image folder given with the file: a name that would leave it (absolute, or
+with '..') is a problem too, never a file read from elsewhere.
 
 Split names are the same in every reader: "train", "dev" and "test". Karpathy and COCO
 files say "val" (mapped to "dev") and "restval" (extra training images, mapped to "train").
@@ -93,6 +95,16 @@ def dev_when_unsplit(records: list[CaptionRecord]) -> list[CaptionRecord]:
     return [CaptionRecord(r.image, r.caption, "dev") for r in records]
 
 
+def outside_folder(image: str) -> str | None:
+    """Why an image name would be read from outside the image folder it is joined to (it is
+    absolute, or climbs out with '..'), or None when it stays inside."""
+    path = Path(image)
+    if path.is_absolute() or ".." in path.parts:
+        return (f"image {image!r} is outside the image folder (an absolute name, or one with "
+                "'..'); name images relative to the folder given with the caption file")
+    return None
+
+
 def group_by_image(records: Iterable[CaptionRecord]) -> dict[str, list[str]]:
     """Collect captions per image, images and captions in first-seen order."""
     grouped: dict[str, list[str]] = {}
@@ -123,6 +135,8 @@ def read_flickr_tokens(
             result.problems.append(f"{path}:{number}: empty caption")
             continue
         image = _strip_copy_suffix(match["image"])
+        if _refused(image, f"{path}:{number}", result):
+            continue
         result.records.append(CaptionRecord(image, caption, splits.get(image)))
     return _finish(path, result)
 
@@ -159,6 +173,8 @@ def read_captions_csv(path: str | os.PathLike) -> ReadResult:
         image, caption = row[image_col].strip(), row[caption_col].strip()
         if not image or not caption:
             result.problems.append(f"{where}: empty {'image' if not image else 'caption'}")
+            continue
+        if _refused(image, where, result):
             continue
         split = None
         if split_col is not None and row[split_col].strip():
@@ -246,6 +262,14 @@ def _read_split_lists(split_files: dict[str, Path], problems: list[str]) -> dict
     return splits
 
 
+def _refused(image: str, where: str, result: ReadResult) -> bool:
+    """Record a problem and say True when an image name leaves the image folder."""
+    reason = outside_folder(image)
+    if reason:
+        result.problems.append(f"{where}: {reason}")
+    return reason is not None
+
+
 def _strip_copy_suffix(image: str) -> str:
     """Undo the `.jpg.1` quirk of one Flickr8k line."""
     match = _IMAGE_COPY_SUFFIX.match(image)
@@ -270,6 +294,7 @@ def _coco_records(path: Path, data: Any) -> ReadResult:
         raise FormatError(f"{path}: a COCO captions file needs 'images' and 'annotations' lists")
     result = ReadResult()
     images: dict[Any, tuple[str, str | None]] = {}
+    refused = set()  # ids of images already reported: their captions go without a word more
     for i, image in enumerate(data["images"]):
         where = f"{path}:images[{i}]"
         if not isinstance(image, dict) or "id" not in image or not image.get("file_name"):
@@ -277,6 +302,9 @@ def _coco_records(path: Path, data: Any) -> ReadResult:
             continue
         if image["id"] in images:
             result.problems.append(f"{where}: duplicate image id {image['id']!r}")
+            continue
+        if _refused(str(image["file_name"]), where, result):
+            refused.add(image["id"])
             continue
         split = _split_name(image["split"], where, result.problems) if "split" in image else None
         images[image["id"]] = (str(image["file_name"]), split)
@@ -288,6 +316,8 @@ def _coco_records(path: Path, data: Any) -> ReadResult:
         caption = note.get("caption")
         if not isinstance(caption, str) or not caption.strip():
             result.problems.append(f"{where}: missing or empty caption")
+            continue
+        if note["image_id"] in refused:
             continue
         if note["image_id"] not in images:
             result.problems.append(f"{where}: image_id {note['image_id']!r} is not in 'images'")
@@ -314,6 +344,8 @@ def _karpathy_records(path: Path, data: Any) -> ReadResult:
         name = str(image["filename"])
         if image.get("filepath"):
             name = f"{image['filepath']}/{name}"
+        if _refused(name, where, result):
+            continue
         split = _split_name(image["split"], where, result.problems) if "split" in image else None
         for j, sentence in enumerate(image["sentences"]):
             caption = _karpathy_caption(sentence)
