@@ -104,6 +104,10 @@ def _bad_file(tmp_path: Path, kind: str) -> Path:
         path.write_text("this is not a video\n" * 50)
     elif kind == "folder":
         path.mkdir()
+    elif kind == "photo":  # a real JPEG under a video's name: FFmpeg would read one frame
+        from PIL import Image
+
+        Image.fromarray(numbered(7)).save(path, format="JPEG")
     return path  # "missing": never written
 
 
@@ -114,6 +118,7 @@ def _bad_file(tmp_path: Path, kind: str) -> Path:
         ("empty", "empty"),
         ("text", "cannot open as a video"),
         ("folder", "not a file"),
+        ("photo", "a still image \\(jpeg\\), not a video"),
     ],
 )
 def test_unusable_files_raise_video_error_naming_the_file(tmp_path, kind, reason):

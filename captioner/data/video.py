@@ -526,6 +526,25 @@ def _utf8_name(path: Path) -> Iterator[str]:
         yield str(link)
 
 
+def _still_image(path: Path) -> str | None:
+    """The picture format FFmpeg finds in ``path`` (jpeg, png...) when it is a still image, else
+    None (also without PyAV, or when PyAV cannot open it: OpenCV then decides alone).
+
+    FFmpeg reads a photo through an image demuxer, ``image2`` or one named ``<format>_pipe``
+    (jpeg_pipe, png_pipe, webp_pipe...): a one-frame "video" whatever the file is named.
+    """
+    if av is None:
+        return None
+    try:
+        with _utf8_name(path) as name, av.open(name, mode="r") as container:
+            demuxer = container.format.name
+    except (av.FFmpegError, OSError, UnicodeError, ValueError):
+        return None
+    if demuxer.endswith("_pipe"):
+        return demuxer.removesuffix("_pipe")
+    return "image" if demuxer in ("image2", "image2pipe") else None
+
+
 def _one_line(exc: Exception) -> str:
     """An exception's message on one line (cv2.error messages carry newlines)."""
     return " ".join(str(exc).split())
@@ -534,6 +553,10 @@ def _one_line(exc: Exception) -> str:
 def _read_start(path: Path) -> _Start:
     """Header numbers plus the timestamps of the first PROBE_FRAMES frames and the real size."""
     with _capture(path) as cap:
+        picture = _still_image(path)
+        if picture:  # FFmpeg would read it as a one-frame video; a photo belongs elsewhere
+            raise VideoError(f"{path}: a still image ({picture}), not a video, whatever its name "
+                             "says; caption it as a photo")
         fps = cap.get(cv2.CAP_PROP_FPS)
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         if not cap.grab():
