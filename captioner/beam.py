@@ -3,9 +3,11 @@
 Images are found and read through Beam's file systems (local paths, and ``gs://`` or ``s3://``
 where their file systems are installed), captioned by ``RunInference`` with the public
 ``Captioner`` (loaded once per worker, a batch of images at a time) and written as sharded
-JSONL holding the rows of ``captioner caption -o x.jsonl``. A file that cannot be read or
-decoded becomes an ``{"image", "error"}`` row, as in the CLI. Every option this module does
-not know goes to Beam (``--runner``, ``--project``...): the same command runs on the
+JSONL holding the rows of ``captioner caption -o x.jsonl``. The files are those the CLI would
+take: of a folder (``photos/``) or a glob, the images (by suffix, see
+``captioner.data.paths.listed``); a file named on its own, whatever it is. A file that cannot
+be read or decoded becomes an ``{"image", "error"}`` row, as in the CLI. Every option this
+module does not know goes to Beam (``--runner``, ``--project``...): the same command runs on the
 DirectRunner, Dataflow, Flink or Spark.
 """
 
@@ -19,10 +21,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from captioner.checks import number_in
-from captioner.cli import MAX_BEAM
+from captioner.checks import MAX_BEAM, number_in
 from captioner.data.images import EncodedImage
-from captioner.data.paths import display_path
+from captioner.data.paths import IMAGE_EXTENSIONS, display_path, listed
 from captioner.errors import CaptionerError
 from captioner.files import printable
 from captioner.results.writers import json_line
@@ -89,9 +90,10 @@ class ReadImage(beam.DoFn):
 
 def caption_files(pipeline: beam.Pipeline, pattern: str, output: str, model: str | None = None,
                   beam_width: int | None = None) -> None:
-    """Add the steps: files matching ``pattern`` -> captions -> ``output``-SSSSS-of-NNNNN.jsonl."""
+    """Add the steps: images matching ``pattern`` -> captions -> ``output``-SSSSS-of-NNNNN.jsonl."""
     files = (pipeline
              | "Match" >> fileio.MatchFiles(pattern, empty_match_treatment=EmptyMatchTreatment.DISALLOW)
+             | "Images" >> beam.Filter(_taken, pattern)
              # Bytes as stored: a photo named .gz must not be inflated on the way.
              | "Open" >> fileio.ReadMatches(compression=CompressionTypes.UNCOMPRESSED)
              | "Read" >> beam.ParDo(ReadImage()).with_outputs(UNREADABLE, main="images"))
@@ -100,6 +102,12 @@ def caption_files(pipeline: beam.Pipeline, pattern: str, output: str, model: str
          | "Rows" >> beam.Flatten()
          | "JSON" >> beam.Map(lambda row: json_line(row).rstrip("\n"))
          | "Write" >> beam.io.WriteToText(output, file_name_suffix=".jsonl"))
+
+
+def _taken(file: Any, pattern: str) -> bool:
+    """Whether a matched file is captioned: the CLI's rule (an image of a folder or glob, or the
+    one file the pattern names)."""
+    return file.path == pattern or listed(file.path, IMAGE_EXTENSIONS)
 
 
 def _beam_width(text: str) -> int:
@@ -115,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m captioner.beam",
         description="Caption images with Apache Beam; other options (--runner ...) go to Beam.")
     parser.add_argument("--input", required=True,
-                        help="glob of the images: 'photos/*.jpg', 'gs://bucket/photos/**'")
+                        help="the images: a folder ('photos/': its images, as the CLI takes them), "
+                             "a glob ('photos/*.jpg', 'gs://bucket/photos/**') or one file")
     parser.add_argument("--output", required=True,
                         help="prefix of the JSONL shards: out/captions -> out/captions-00000-of-00004.jsonl")
     parser.add_argument("--model", help="bundle folder, at this path on every worker too "
@@ -126,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _local(pattern: str) -> str:
     """A local path made absolute, so rows name files as the CLI does (a final slash kept: Beam
-    reads ``folder/`` as every file in it); URLs as given."""
+    matches ``folder/`` as every file in it, of which ``_taken`` keeps the images); URLs as
+    given."""
     if FileSystems.get_scheme(pattern):
         return pattern
     absolute = os.path.abspath(os.path.expanduser(pattern))
@@ -141,9 +151,13 @@ def _check_input(pattern: str, given: str) -> None:
     if os.path.isdir(pattern) and not pattern.endswith(os.sep):
         raise CaptionerError(f"{given} is a folder: give its images as a glob, e.g. "
                              f"'{os.path.join(given, '*.jpg')}', or '{os.path.join(given, '')}' "
-                             "for every file in it")
-    if not FileSystems.match([pattern])[0].metadata_list:
+                             "for every image in it")
+    matched = FileSystems.match([pattern])[0].metadata_list
+    if not matched:
         raise CaptionerError(f"no file matches {given}")
+    if not any(_taken(file, pattern) for file in matched):
+        raise CaptionerError(f"no image file matches {given} (images end in "
+                             f"{', '.join(IMAGE_EXTENSIONS)})")
 
 
 def _misspelt(parser: argparse.ArgumentParser, beam_args: list[str]) -> None:

@@ -6,6 +6,8 @@ import math
 
 from captioner.errors import CaptionerError
 
+MAX_BEAM = 50  # the widest beam search a user may ask for, in every face (CLI, API, Beam)
+
 
 def number_in(name: str, value: float, low: float, high: float, integer: bool = False,
               low_open: bool = False) -> float:

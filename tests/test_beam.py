@@ -118,3 +118,52 @@ def test_pipeline_gives_the_cli_rows_for_real_photos(tmp_path, fresh_features, c
     expected = captioner.caption(files, progress=False)
     assert len(rows) == 5 and by_image(rows) == by_image(expected)
     assert sum("error" in row for row in rows) == 1
+
+
+class _NamesOnly:
+    """A stand-in captioner for pipeline tests that need no model: one row per image it gets."""
+
+    def caption_items(self, items, beam=None, progress=False):
+        return [{"image": item.name, "caption": "a test"} for item in items]
+
+
+def test_a_folder_input_lists_the_images_the_cli_would(tmp_path, monkeypatch):
+    """``--input folder/`` takes the folder's images as ``captioner caption folder`` does, not
+    its notes or .DS_Store; a file named on its own is taken whatever its suffix."""
+    main = beam_main()
+    from captioner.beam import CaptionerModelHandler
+
+    monkeypatch.setattr(CaptionerModelHandler, "load_model", lambda self: _NamesOnly())
+    folder = tmp_path / "in"
+    photos = [write_photo(folder / "a.jpg"), write_photo(folder / "b.PNG", fmt="PNG")]
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (folder / "deeper").mkdir()
+    write_photo(folder / "deeper" / "c.jpg")
+    out = tmp_path / "out"
+    assert main(["--input", f"{folder}/", "--output", str(out / "captions")]) == 0
+    rows = [json.loads(line) for shard in sorted(out.glob("captions-*.jsonl"))
+            for line in shard.read_text().splitlines()]
+    assert sorted(row["image"] for row in rows) == [display_path(p) for p in photos]
+    assert main(["--input", str(folder / "notes.txt"), "--output", str(out / "notes")]) == 0
+    assert [json.loads(line)["image"] for shard in out.glob("notes-*.jsonl")
+            for line in shard.read_text().splitlines()] == [display_path(folder / "notes.txt")]
+
+
+def test_a_folder_without_images_is_refused_before_the_job(tmp_path, capsys):
+    main = beam_main()
+    (tmp_path / "notes.txt").write_text("not a photo")
+    assert main(["--input", f"{tmp_path}/", "--output", str(tmp_path / "captions")]) == 2
+    assert "no image file matches" in capsys.readouterr().err
+
+
+def test_the_beam_launcher_does_not_import_the_cli():
+    """The launcher is a face of its own beside the CLI: it imports the library, not the CLI."""
+    import subprocess
+    import sys
+
+    beam_main()
+    probe = "import sys, captioner.beam; print('captioner.cli' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"

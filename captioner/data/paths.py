@@ -37,6 +37,12 @@ def path_from_display(text: str) -> Path:
     return Path(os.fsdecode(raw))
 
 
+def listed(path: str | os.PathLike, extensions: tuple[str, ...]) -> bool:
+    """Whether a file met in a folder (or matched by a glob) is one to work on: its suffix is
+    one of ``extensions``, in any case. A file the user names on its own is taken as it is."""
+    return Path(os.fsdecode(path)).suffix.lower() in extensions
+
+
 def find_files(
     root: Path, extensions: tuple[str, ...], recursive: bool = False
 ) -> tuple[list[Path], list[Problem]]:
@@ -58,7 +64,7 @@ def find_files(
     found = []
     for folder, subfolders, names in os.walk(root, onerror=unreadable):
         subfolders.sort()
-        found += [Path(folder) / n for n in names if Path(n).suffix.lower() in extensions]
+        found += [Path(folder) / n for n in names if listed(n, extensions)]
         if not recursive:
             break
     found = sorted(p for p in found if p.is_file())
