@@ -27,7 +27,7 @@ from captioner.captioning.config import (
     STRATEGIES,
     TrainConfig,
 )
-from captioner.checks import number_in
+from captioner.checks import MAX_BEAM, number_in
 from captioner.encoders import DEFAULT_ENCODER
 from captioner.errors import CaptionerError
 from captioner.files import printable
@@ -43,7 +43,7 @@ from captioner.video.config import (
     TagOptions,
 )
 
-MAX_BEAM, MAX_TOP_K = 50, 1000
+MAX_TOP_K = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -196,7 +196,7 @@ def cmd_train(args) -> int:
 def cmd_train_concepts(args) -> int:
     from captioner.captioning.dataset import load_split, read_records
     from captioner.encoders.registry import get_encoder
-    from captioner.files import atomic_write_text
+    from captioner.files import atomic_write_text, json_text
     from captioner.tagging.concept_training import per_word_ap, train_concept_tagger
 
     encoder, records = get_encoder(args.encoder), read_records(args.data)
@@ -208,7 +208,7 @@ def cmd_train_concepts(args) -> int:
             "train_images": len(train.names), "words": len(tagger.words), "epochs": args.epochs,
             "ap": {"dev-select": per_word_ap(tagger, select.features, select.captions),
                    "dev-report": per_word_ap(tagger, report.features, report.captions)}}
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps(card, indent=1))
+    atomic_write_text(args.out.with_suffix(".json"), json_text(card))
     print(f"saved {args.out}: {len(tagger.words)} words, mean AP dev-report "
           f"{card['ap']['dev-report']['mean']:.1f}")
     return 0
@@ -220,7 +220,7 @@ def cmd_calibrate_tags(args) -> int:
     from captioner.data.caption_sets import dev_when_unsplit
     from captioner.encoders.features import extract_features
     from captioner.encoders.registry import get_encoder
-    from captioner.files import atomic_write_text
+    from captioner.files import atomic_write_text, json_text
     from captioner.tagging import calibration
     from captioner.tagging.merge import merge
     from captioner.tagging.tagger import photo_tagger
@@ -245,7 +245,7 @@ def cmd_calibrate_tags(args) -> int:
             "curve": tagger.calibration.curve,
             "fitted_on": [f"{name} {half}" for name, half in select],
             "command": shlex.join(["captioner", *args.argv]), "reliability": report}
-    atomic_write_text(args.out, json.dumps(card, indent=1))
+    atomic_write_text(args.out, json_text(card))
     for name, rel in report.items():
         print(f"{name}: expected calibration error {rel['ece']:.3f} over {rel['tags']} tags")
     print(f"saved {args.out}")
@@ -464,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     seconds = _number("clip seconds", MIN_CLIP_SECONDS, MAX_CLIP_SECONDS)
     p = sub.add_parser("tag", help="tags and a caption for every clip of videos")
     p.add_argument("videos", nargs="+", type=Path, help="video files or folders")
-    _output_flags(p, ".jsonl, .csv, .vtt, .srt or .html (a timeline page to look at)")
+    _output_flags(p, ".jsonl, .csv, .vtt or .srt (one video per .vtt/.srt file), or .html (a "
+                     "timeline page to look at)")
     p.add_argument("--clip-seconds", type=seconds, default=tag.clip_seconds,
                    help=f"clip length, {MIN_CLIP_SECONDS:g} to {MAX_CLIP_SECONDS:g} (default {tag.clip_seconds})")
     p.add_argument("--overlap", type=_number("overlap", 0, MAX_CLIP_SECONDS), default=tag.overlap,

@@ -32,3 +32,13 @@ def test_words_one_class_lists_together_are_one_constraint():
     tags = [{"tag": "motorcycle", "score": 0.8}, {"tag": "scooter", "score": 0.8},
             {"tag": "cat", "score": 0.6}, {"tag": "dog", "score": 0.55}]
     assert constraints_for(tags, VOCAB, threshold=0.5) == (ids("motorcycle", "scooter"), ids("cat"))
+
+
+def test_a_card_threshold_of_zero_is_kept_not_replaced_by_the_default():
+    from captioner.captioning.captioner import Captioner
+
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "cat"])
+    card = {"decoding": {"guided": True, "guide_threshold": 0.0, "hold_threshold": 0.0}}
+    guide = Captioner(None, vocab, card).guidance()
+    assert guide == {"guided": True, "guide_threshold": 0.0, "hold_threshold": 0.0}
+    assert Captioner(None, vocab, {}).guidance()["hold_threshold"] is None  # nothing held back

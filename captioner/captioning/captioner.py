@@ -30,7 +30,7 @@ from captioner.captioning.numpy_step import numpy_decoder
 from captioner.captioning.search import Caption, beam_search, greedy, next_words
 from captioner.captioning.self_critical import finetune_captioner, finetune_config
 from captioner.captioning.train import load_splits, train_captioner
-from captioner.checks import number_in
+from captioner.checks import MAX_BEAM, number_in
 from captioner.data.caption_sets import DEV_PARTS, dev_when_unsplit
 from captioner.data.images import InMemoryImage, gather_images, load_image
 from captioner.data.paths import display_path
@@ -47,7 +47,6 @@ from captioner.results.journal import ResultWriter, result_writer
 from captioner.tagging.tagger import PhotoTagger, photo_tagger
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
-MAX_BEAM = 50
 CAPTION_BATCH = 256  # images decoded at once: memory-mapped maps are read a batch at a time
 ENCODE_BATCH = 32  # images per encoder call: the fastest of 8, 16, 32 and 64 here
 GUIDE_KEYS = ("guided", "guide_threshold", "hold_threshold")
