@@ -7,6 +7,7 @@ from test_decoder import CONFIG, synthetic
 from captioner.captioning.attention import AttentionDecoder
 from captioner.captioning.captioner import Captioner
 from captioner.captioning.config import TrainConfig
+from captioner.captioning.decoder import CaptionDecoder
 from captioner.captioning.ensemble import Ensemble
 from captioner.captioning.search import beam_search, greedy
 from captioner.captioning.train import Trainer
@@ -92,3 +93,18 @@ def test_views_of_one_scene_give_one_caption(members):
     captioner = Captioner(first, vocab, dict(CARD))
     same = captioner.caption_views(np.repeat(features[:1], 3, axis=0))
     assert same.text == captioner.caption_features(features[:1])[0].text
+
+
+def test_next_words_of_an_ensemble_follow_its_averaged_distribution():
+    vocab = Vocabulary.build(["a red dog runs", "a blue cat sits"], min_count=1)
+    first, second = (CaptionDecoder(len(vocab), 48, embed_dim=8, units=16).build_for() for _ in range(2))
+    feature = np.random.default_rng(0).normal(size=48).astype("float32")
+    joined = Captioner.ensemble([Captioner(first, vocab, dict(CARD)), Captioner(second, vocab, dict(CARD))])
+    words = joined.next_words(feature, "a red", k=3)
+    expected = np.exp(_logp(Ensemble([first, second]), feature[None, None],
+                            [Vocabulary.START_ID, *vocab.encode("a red", add_start_end=False)])[0])
+    expected[[Vocabulary.PAD_ID, Vocabulary.START_ID, Vocabulary.UNK_ID]] = 0  # never suggested
+    best = np.argsort(-expected)[:3]
+    assert [w for w, _ in words] == [vocab.id_to_word[i] for i in best]
+    assert [p for _, p in words] == pytest.approx(expected[best], abs=1e-5)
+    assert sum(p for _, p in words) <= 1 + 1e-6

@@ -44,6 +44,7 @@ from captioner.evaluation.hallucination import hallucination
 from captioner.files import atomic_path
 from captioner.results.figures import PANEL, attention_figure
 from captioner.results.journal import ResultWriter, result_writer
+from captioner.results.writers import check_per_image
 from captioner.tagging.tagger import PhotoTagger, photo_tagger
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "flickr8k_lite0"
@@ -406,6 +407,8 @@ class Captioner:
             if result.errors:
                 raise ImageError(f"{item_name(result.errors[0][0])}: {result.errors[0][1]}")
             feature = self._features(result)[0]
+        if isinstance(self.decoder, Ensemble):  # it reads groups of views: this image is one
+            feature = np.asarray(feature)[None]
         return next_words(self.decoder, self.vocab, feature, prefix, k)
 
     # --- evaluation and training -----------------------------------------------------------
@@ -425,8 +428,7 @@ class Captioner:
         settings = {"data": str(data), "split": split,
                     **self.run_settings(beam, guided, guide_threshold, hold_threshold)}
         if per_image not in (True, False):
-            if Path(per_image).suffix.lower() != ".jsonl":
-                raise CaptionerError(f"{per_image}: per-image scores are JSON Lines; name a .jsonl file")
+            check_per_image(per_image)
             writer = ResultWriter(per_image, key="image", kind="images", settings=settings)
         with writer or contextlib.nullcontext():
             records = dev_when_unsplit(read_records(Path(data)))
