@@ -2,6 +2,7 @@
 batch whatever the length, features cached per (file, fps, encoder, kinds), and a tagger that
 re-tags with other clip settings without decoding again."""
 
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -227,3 +228,46 @@ def test_the_next_video_decodes_while_this_one_is_captioned(tmp_path, monkeypatc
     captioning = [t for kind, _, t in events if kind == "captioned"]
     # v1's features were under way before v0's captioning (0.3 s) was over, and so on.
     assert started["v1.avi"] < captioning[0] + 0.3 and started["v2.avi"] < captioning[1] + 0.3
+
+
+def _threads_left(*names: str) -> list[threading.Thread]:
+    """The threads of these names still alive after up to 2 s for each to end."""
+    left = [t for t in threading.enumerate() if t.name.startswith(names)]
+    for thread in left:
+        thread.join(timeout=2)
+    return [t for t in left if t.is_alive()]
+
+
+def long_video(path: Path, frames: int = 600, mark: int = 0) -> Path:
+    """A clip whose 50 fps sampling gives many more frames than the queue holds."""
+    return write_video(path, [np.full((24, 24, 3), (i + mark) % 250, np.uint8) for i in range(frames)], 50)
+
+
+def test_a_consumer_that_fails_at_once_stops_the_decoding_thread(tmp_path, monkeypatch):
+    clip = long_video(tmp_path / "long.avi")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ff, "open", full_disk, raising=False)  # the output files cannot be made
+    with pytest.raises(OSError, match="No space left"):
+        frame_features(clip, FakeEncoder(), fps=50)
+    assert not _threads_left("captioner-decode")
+
+
+def test_an_interrupted_tag_run_does_not_wait_for_the_next_video(tmp_path, monkeypatch):
+    videos = [scenes(tmp_path / "short.avi", seconds=2, mark=30), long_video(tmp_path / "long.avi", mark=7)]
+    tagger = VideoTagger(captioner=FakeCaptioner())
+    tagger.encoder.delay = 0.05  # the long video's pass takes 150 batches: 7.5 s
+
+    def ctrl_c(*args):
+        time.sleep(0.2)  # the next video is under way
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tagger, "_rows", ctrl_c)
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        tagger.tag(videos, TagOptions(fps=50), progress=False)
+    assert time.perf_counter() - start < 3
+    assert not _threads_left("captioner-decode", "captioner-next")
+    assert sum(tagger.encoder.batches) < 60  # the long video was given up, not encoded to the end

@@ -18,6 +18,7 @@ entry or none. Encoders with random weights get a temporary folder, never the ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -67,9 +68,11 @@ class FrameFeatures:
 
 
 def frame_features(path: Path, encoder: Encoder, fps: float, kinds: tuple[str, ...] = ("pooled",),
-                   batch_size: int = BATCH_SIZE, cache: bool = True) -> FrameFeatures:
+                   batch_size: int = BATCH_SIZE, cache: bool = True,
+                   cancel: threading.Event | None = None) -> FrameFeatures:
     """Encoder outputs of ``kinds`` for the frames of ``path`` sampled at ``fps``, from the cache
-    when this file was done before at this rate with this encoder; VideoError if unreadable."""
+    when this file was done before at this rate with this encoder; VideoError if unreadable.
+    Setting ``cancel`` (from another thread) ends the pass within a batch, with a CaptionerError."""
     path, kinds = Path(path), tuple(dict.fromkeys(kinds))
     unknown = set(kinds) - set(encoder.model.output)
     if unknown:
@@ -90,7 +93,7 @@ def frame_features(path: Path, encoder: Encoder, fps: float, kinds: tuple[str, .
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _compute(reader, encoder, kinds, batch_size, partial)
+        _compute(reader, encoder, kinds, batch_size, partial, cancel)
         try:
             os.rename(partial, target)
         except OSError:  # another run finished the same entry first: theirs is as good
@@ -119,32 +122,31 @@ def _entry(path: Path, encoder: Encoder, fps: float, kinds: tuple[str, ...]) -> 
 
 
 def _compute(reader: VideoFrames, encoder: Encoder, kinds: tuple[str, ...], batch_size: int,
-             folder: Path) -> None:
+             folder: Path, cancel: threading.Event | None = None) -> None:
     """Decode (background thread) and encode (this thread) the video, writing into folder."""
     frames: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
-    stop = threading.Event()
+    stop = threading.Event()  # set once this thread is done, however: decoding ends within a frame
     shots = ShotDetector()
     thread = threading.Thread(target=_decode, args=(reader, shots, frames, stop), daemon=True,
                               name="captioner-decode")
-    thread.start()
-    files = {k: open(folder / f"{k}.bin", "wb") for k in kinds}  # noqa: SIM115 - closed below
     shapes: dict[str, list[int]] = {}
     indices: list[int] = []
     times: list[float] = []
-    try:
-        for batch in _batches(frames, batch_size):
-            outputs = encoder.encode(np.stack([f.image for f in batch]), kinds)  # only these
-            indices += [f.index for f in batch]
-            times += [f.time for f in batch]
-            del batch  # the frames go now; only their outputs stay
-            for k in kinds:
-                rows = np.asarray(outputs[k], np.float16 if k == "spatial" else np.float32)
-                shapes[k] = list(rows.shape[1:])
-                files[k].write(rows.tobytes())
+    thread.start()
+    try:  # from here on, any way out (an error, Ctrl-C, cancel) stops the decoding thread
+        with contextlib.ExitStack() as files_open:
+            files = {k: files_open.enter_context(open(folder / f"{k}.bin", "wb")) for k in kinds}
+            for batch in _batches(frames, batch_size, cancel, reader.path):
+                outputs = encoder.encode(np.stack([f.image for f in batch]), kinds)  # only these
+                indices += [f.index for f in batch]
+                times += [f.time for f in batch]
+                del batch  # the frames go now; only their outputs stay
+                for k in kinds:
+                    rows = np.asarray(outputs[k], np.float16 if k == "spatial" else np.float32)
+                    shapes[k] = list(rows.shape[1:])
+                    files[k].write(rows.tobytes())
     finally:
         stop.set()
-        for f in files.values():
-            f.close()
         thread.join()
     info = reader.info
     if info is None or not indices:  # the thread ended without a frame or an error: a bug
@@ -157,9 +159,10 @@ def _compute(reader: VideoFrames, encoder: Encoder, kinds: tuple[str, ...], batc
 
 def _decode(reader: VideoFrames, shots: ShotDetector, frames: queue.Queue,
             stop: threading.Event) -> None:
-    """The decoding thread: frames (then _DONE, or the exception) into the queue."""
+    """The decoding thread: frames (then _DONE, or the exception) into the queue, until stop."""
+    decoded = iter(reader)
     try:
-        for frame in reader:
+        for frame in decoded:
             shots.add(frame)
             if not _put(frames, frame, stop):
                 return
@@ -167,6 +170,8 @@ def _decode(reader: VideoFrames, shots: ShotDetector, frames: queue.Queue,
         _put(frames, _DONE, stop)
     except BaseException as exc:  # noqa: BLE001 - handed to the encoding thread to raise
         _put(frames, exc, stop)
+    finally:
+        decoded.close()  # the container now, not whenever the generator is collected
 
 
 def _put(frames: queue.Queue, item, stop: threading.Event) -> bool:
@@ -180,14 +185,26 @@ def _put(frames: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def _batches(frames: queue.Queue, batch_size: int) -> Iterator[list[Frame]]:
+def _get(frames: queue.Queue, cancel: threading.Event | None, path: Path):
+    """The next item of the queue, waiting for it unless the caller cancels the pass."""
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise CaptionerError(f"{path}: cancelled before the end of the video")
+        try:
+            return frames.get(timeout=0.1)
+        except queue.Empty:
+            continue
+
+
+def _batches(frames: queue.Queue, batch_size: int, cancel: threading.Event | None,
+             path: Path) -> Iterator[list[Frame]]:
     """The decoded frames in lists of up to batch_size: whatever has arrived when the encoder is
     free (so it starts on the first frames instead of waiting for a full batch, which a short
     video at 1 fps never fills), at least one."""
     done = False
     while not done:
         batch: list[Frame] = []
-        item = frames.get()  # wait for one
+        item = _get(frames, cancel, path)  # wait for one
         while True:
             if item is _DONE:
                 done = True

@@ -9,6 +9,7 @@ features, see captioner.video.clip_model).
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -105,26 +106,33 @@ class VideoTagger:
                         if not writer.done(p)])
             todo = [p for p in files if not writer.done(p)]
             # One video ahead: the next one decodes and encodes while this one is captioned.
+            # Leaving early (an error, Ctrl-C) cancels it, so the pool's exit need not wait for
+            # that whole video.
+            cancel = threading.Event()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="captioner-next") as pool:
-                ahead = pool.submit(self._features, todo[0], options) if todo else None
-                for i, path in enumerate(tqdm(todo, desc="tagging", unit="video",
-                                              disable=not progress)):
-                    video = ahead.result()
-                    ahead = (pool.submit(self._features, todo[i + 1], options)
-                             if i + 1 < len(todo) else None)
-                    writer.add(self._rows(path, video, options))
+                try:
+                    ahead = pool.submit(self._features, todo[0], options, cancel) if todo else None
+                    for i, path in enumerate(tqdm(todo, desc="tagging", unit="video",
+                                                  disable=not progress)):
+                        video = ahead.result()
+                        ahead = (pool.submit(self._features, todo[i + 1], options, cancel)
+                                 if i + 1 < len(todo) else None)
+                        writer.add(self._rows(path, video, options))
+                finally:
+                    cancel.set()
             return writer.rows
 
     def tag_video(self, path: Path, options: TagOptions) -> list[dict]:
         """The rows of one video's clips; a video that cannot be read gives one error row."""
         return self._rows(path, self._features(path, options), options)
 
-    def _features(self, path: Path, options: TagOptions) -> FrameFeatures | str:
-        """The video's frame features, or why it cannot be read."""
+    def _features(self, path: Path, options: TagOptions,
+                  cancel: threading.Event | None = None) -> FrameFeatures | str:
+        """The video's frame features, or why it cannot be read (``cancel``: see frame_features)."""
         kinds = ("pooled",) if self.bundle else ("pooled", "probabilities", self.captioner.feature_kind)
         try:
             # Decoded and encoded once per (file, fps, encoder): other clip settings reuse it.
-            return frame_features(path, self.encoder, self.fps(options), kinds)
+            return frame_features(path, self.encoder, self.fps(options), kinds, cancel=cancel)
         except CaptionerError as exc:
             return str(exc).removeprefix(f"{path}: ")
         except Exception as exc:  # noqa: BLE001 - OpenCV/FFmpeg fail in many ways on one bad file
