@@ -102,6 +102,31 @@ def _inputs(args) -> list[Path]:
     return paths
 
 
+def _check_output(path: Path | None, kind: str) -> None:
+    """Refuse an output suffix the writers cannot hold ``kind`` rows in, before any model loads."""
+    if path is not None:
+        from captioner.results.writers import output_writer  # their table of suffixes
+
+        output_writer(path, kind)
+
+
+def _check_models(paths: list[Path] | None) -> None:
+    """Refuse a model path that is no folder at all before TensorFlow is imported to read it."""
+    for path in paths or []:
+        if not path.is_dir():
+            raise CaptionerError(f"{path}: no such bundle folder (name a folder written by "
+                                 "captioner train)")
+
+
+def _check_data(data: Path, images: Path) -> None:
+    """Refuse a caption file or an image folder that is not there, before any model loads."""
+    if not data.is_file():
+        raise CaptionerError(f"{data}: " + ("is a folder, expected a caption file" if data.is_dir()
+                                            else "caption file not found"))
+    if not images.is_dir():
+        raise CaptionerError(f"{images}: no such image folder")
+
+
 def _exit_code(rows: list[dict]) -> int:
     """1 when every item failed, else 0."""
     return 1 if rows and all("error" in r for r in rows) else 0
@@ -132,9 +157,10 @@ def _report(rows: list[dict], output: Path, what: str) -> int:
 
 
 def cmd_classify(args) -> int:
+    paths = _inputs(args)  # before the import: it loads TensorFlow
     from captioner.encoders.classify import classify
 
-    rows = classify(_inputs(args), k=args.top_k, recursive=args.recursive, encoder=args.encoder)
+    rows = classify(paths, k=args.top_k, recursive=args.recursive, encoder=args.encoder)
     if args.json:
         _print_jsonl(rows)
         return _exit_code(rows)
@@ -145,8 +171,10 @@ def cmd_classify(args) -> int:
 def cmd_caption(args) -> int:
     if args.link_images and (args.output is None or args.output.suffix.lower() != ".html"):
         raise CaptionerError("--link-images is for an .html gallery: add -o NAME.html")
+    paths = _inputs(args)  # the arguments' own mistakes answer before the model loads
+    _check_output(args.output, "images")
     captioner = _captioner(args.model)
-    rows = captioner.caption(_inputs(args), beam=args.beam, recursive=args.recursive,
+    rows = captioner.caption(paths, beam=args.beam, recursive=args.recursive,
                              output=args.output, overwrite=args.overwrite,
                              attention=args.attention or args.attention_maps, guided=args.guided,
                              guide_threshold=args.guide_threshold, hold_threshold=args.hold_threshold,
@@ -157,11 +185,13 @@ def cmd_caption(args) -> int:
 
 
 def cmd_tag(args) -> int:
-    from captioner.video.tagger import VideoTagger
-
     options = TagOptions(clip_seconds=args.clip_seconds, overlap=args.overlap, fps=args.fps,
                          top_k=args.top_k, shots=args.shots,
                          clip_caption=args.clip_caption)  # checked before any model loads
+    _check_output(args.output, "videos")
+    _check_models([args.model] if args.model else None)
+    from captioner.video.tagger import VideoTagger
+
     tagger = VideoTagger.load(args.model) if args.model else VideoTagger.default()
     rows = tagger.tag(args.videos, options, recursive=args.recursive, output=args.output,
                       overwrite=args.overwrite)
@@ -272,6 +302,7 @@ def _score_line(scores: dict) -> str:
 
 def _captioner(models: list[Path] | None):
     """The bundled captioner, one bundle, or several decoded as an ensemble."""
+    _check_models(models)
     from captioner.captioning.captioner import Captioner
 
     if not models:
@@ -282,6 +313,7 @@ def _captioner(models: list[Path] | None):
 
 
 def cmd_ensemble(args) -> int:
+    _check_data(args.data, args.images)
     captioner = _captioner(args.models)
     captioner.choose_and_save(args.data, args.images, args.out)
     print(f"saved {args.out} ({len(args.models)} members)")
@@ -291,6 +323,7 @@ def cmd_ensemble(args) -> int:
 
 
 def cmd_finetune(args) -> int:
+    _check_data(args.data, args.images)
     captioner = _captioner([args.model] if args.model else None)
     tuned = captioner.finetune(args.data, args.images, args.out, resume=args.resume,
                                overwrite=args.overwrite, command=shlex.join(["captioner", *args.argv]),
@@ -310,7 +343,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    if args.per_image is not None:
+        from captioner.results.writers import check_per_image
 
+        check_per_image(args.per_image)  # before the model loads, as evaluate() would after
+    _check_data(args.data, args.images)
     captioner = _captioner(args.model)
     scores = captioner.evaluate(args.data, args.images, split=args.split or None, beam=args.beam,
                                 per_image=args.per_image or False, guided=args.guided,
@@ -411,8 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="more caption text (repeat for several files): its words join the vocabulary, "
                         "and --lm-epochs pre-trains on it")
     p.add_argument("--save-language-model", type=Path, metavar="FILE.weights.h5",
-                   help="keep the weights language-model pre-training leaves here (for captioner "
-                        "revive-words; by default they go with the checkpoints)")
+                   help="keep the weights language-model pre-training leaves here (for "
+                        "recipes/choose_everyday.py; by default they go with the checkpoints)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="default: one device; mirrored: every GPU (or logical CPU device) of this "
                         "machine; multiworker: the machines named by TF_CONFIG (run the same command "

@@ -85,3 +85,38 @@ def test_every_numeric_flag_is_finite_and_bounded():
                               text=True, timeout=120)
         assert proc.returncode == 2 and message in proc.stderr, (argv, proc.stderr[-300:])
         assert "Traceback" not in proc.stderr
+
+
+def test_argument_mistakes_answer_before_any_model_loads(tmp_path):
+    """A mistake the arguments alone show is one line (exit 2) with no TensorFlow imported."""
+    from conftest import write_photo
+
+    photo = str(write_photo(tmp_path / "photo.jpg"))
+    cases = [
+        (["caption"], "no images given: name files or folders, or use --samples"),
+        (["caption", "-o", "out.txt", photo], "out.txt: cannot write images results to .txt files"),
+        (["caption", photo, "--model", "nowhere"], "nowhere: no such bundle folder"),
+        (["classify"], "no images given"),
+        (["tag", "v.mp4", "-o", "out.json"], "out.json: cannot write videos results to .json files"),
+        (["tag", "v.mp4", "--model", "nowhere"], "nowhere: no such bundle folder"),
+        (["evaluate", "--data", photo, "--images", ".", "--per-image", "s.csv"],
+         "s.csv: per-image scores are JSON Lines"),
+        (["evaluate", "--data", "none.txt", "--images", "."], "none.txt: caption file not found"),
+        (["finetune", "--data", photo, "--images", "none", "--out", "o"], "none: no such image folder"),
+    ]
+    code = ("import contextlib, io, json, sys\nfrom captioner.cli import main\nanswers = []\n"
+            f"for argv in {[argv for argv, _ in cases]!r}:\n"
+            "    err = io.StringIO()\n"
+            "    with contextlib.redirect_stderr(err):\n"
+            "        try:\n            status = main(argv)\n"
+            "        except SystemExit as exc:\n            status = exc.code\n"
+            "    answers.append([status, err.getvalue()])\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+            "print(json.dumps({'answers': answers, 'loaded': loaded}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    result = json.loads(proc.stdout.splitlines()[-1])
+    for (argv, message), (status, err) in zip(cases, result["answers"]):
+        assert status == 2 and len(err.splitlines()) == 1, (argv, err)
+        assert err.startswith(f"captioner: error: {message}"), (argv, err)
+    assert result["loaded"] == []

@@ -135,6 +135,13 @@ def output_writer(path: str | os.PathLike, kind: str,
     return writers[suffix]
 
 
+def check_per_image(path: str | os.PathLike) -> None:
+    """Refuse a per-image scores file (evaluate) that is not JSON Lines: its rows nest a dict
+    per metric, which only .jsonl keeps (and reads back to resume)."""
+    if Path(path).suffix.lower() != ".jsonl":
+        raise CaptionerError(f"{path}: per-image scores are JSON Lines; name a .jsonl file")
+
+
 def check_items(path: str | os.PathLike, items: Collection[str]) -> None:
     """Refuse, before any work, ``items`` (the files a run's rows name) that the output cannot
     hold together: a .vtt or .srt file is the timeline of one video, where the cues of two
