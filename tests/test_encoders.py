@@ -119,3 +119,24 @@ def test_converted_encoders_are_rebuilt_when_their_code_changes(tmp_path, monkey
     monkeypatch.setattr(Path, "read_bytes",
                         lambda p: real(p) + (b"# changed" if p.name == "tflite_runner.py" else b""))
     assert registry.code_digest(*registry.CONVERSION_CODE) not in first
+
+
+def test_a_cold_start_says_once_that_it_prepares_the_encoder(tmp_path, monkeypatch, capfd):
+    """The first load converts Lite0 to TFLite (about 30 s): it says so; a cached file is quiet."""
+    from captioner.encoders import registry, tflite_runner
+
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
+    monkeypatch.setattr(registry, "load_lite0", lambda weights, folder: (object(), "imagenet:stem"))
+
+    def runner_for(model, path):  # the slow conversion, stood in for: the cached file appears
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"converted")
+        return "runner"
+
+    monkeypatch.setattr(tflite_runner, "runner_for", runner_for)
+    assert get_encoder().runner == "runner"
+    assert capfd.readouterr().err == ("preparing the efficientnet_lite0 encoder for this machine "
+                                      "(once, about 30 s)...\n")
+    assert get_encoder().runner == "runner"
+    assert capfd.readouterr().err == ""

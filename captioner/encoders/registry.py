@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from captioner.encoders import DEFAULT_ENCODER
 from captioner.encoders.base import Encoder, code_digest
 from captioner.encoders.keras_apps import BACKBONES, build_keras_backbone
@@ -33,7 +35,11 @@ def get_encoder(name: str = DEFAULT_ENCODER, weights: str | None = "imagenet", f
         if fast and weights is not None:
             from captioner.encoders.tflite_runner import runner_for
 
-            encoder.runner = runner_for(model, folder / f"{name}-{weights_id.split(':')[-1]}.tflite")
+            path = folder / f"{name}-{weights_id.split(':')[-1]}.tflite"
+            if not path.is_file():  # a cold start: say why nothing else shows for a while
+                print(f"preparing the {name} encoder for this machine (once, about 30 s)...",
+                      file=sys.stderr, flush=True)
+            encoder.runner = runner_for(model, path)
         return encoder
     if name in BACKBONES:
         return build_keras_backbone(name, weights)
