@@ -97,7 +97,7 @@ def test_the_tflite_files_give_the_python_captions(tflite_folder, bundled, sampl
 
 def test_the_readme_tflite_example_writes_the_greedy_caption(tflite_folder, bundled, sample_photos,
                                                             tmp_path):
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "export-and-scale.md").read_text()
     example = re.search(r"<!-- tflite-example -->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
     (tmp_path / "caption_tflite.py").write_text(example)
     photo = next(p for p in sample_photos if p.name == "chelsea.png")  # no resize shortcut
