@@ -56,14 +56,21 @@ def test_the_savedmodel_captions_like_caption_in_a_process_without_captioner(tmp
     assert served["captions"] == [row["caption"] for row in free]
     # The graph's resize matches Pillow's to a rounding step on some pixels, not bit for bit.
     assert served["scores"] == pytest.approx([row["score"] for row in free], abs=0.01)
-    # `caption` as shipped also guides by tags, which the graph leaves out: on real photos the
-    # captions still agree at least 9 times in 10 (the sample photos are where guidance was
-    # measured to change captions, by naming the cat, the coffee, the motorcycle).
+    # `caption` as shipped also guides by tags, which the graph leaves out (issue "corners",
+    # item 2). Since the tags merged the concept tagger's people and places, the card's
+    # threshold makes constraints on many more Flickr8k photos: 22 of these 40 captions agree
+    # (at least 36 with ImageNet words alone). Every one that differs names a confident tag.
     real = [i for i, p in enumerate(photos) if FLICKR in p.parents]
     if real:
         shipped = bundled.caption_items([photos[i] for i in real], progress=False)
         same = sum(served["captions"][i] == row["caption"] for i, row in zip(real, shipped))
-        assert same >= 0.9 * len(real), (same, len(real))
+        assert same >= 0.5 * len(real), (same, len(real))
+        threshold = bundled.guidance()["guide_threshold"]
+        for i, row in zip(real, shipped):
+            if served["captions"][i] != row["caption"]:
+                confident = {t["tag"] for t in row["tags"] if t["score"] >= threshold}
+                words = set(row["caption"].split())
+                assert any(w in words or w + "s" in words for w in confident), row
 
 
 @pytest.fixture(scope="module")
