@@ -33,8 +33,8 @@ from captioner.captioning.train import text_only_words  # noqa: E402
 from captioner.data.caption_sets import group_by_image, in_splits  # noqa: E402
 
 GUIDE = (0.5, 0.7, 0.9)
-HOLD = (None, 0.1, 0.2, 0.3)
-PENALTY = (2.0, 4.0)
+HOLD = (None, 0.1, 0.2, 0.3, 0.4, 0.5)
+PENALTY = (2.0, 4.0, 8.0)
 KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D", "CHAIR-s", "CHAIR-i", "invented dog", "named",
         "images")
 

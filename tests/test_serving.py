@@ -57,21 +57,26 @@ def test_the_savedmodel_captions_like_caption_in_a_process_without_captioner(tmp
     # The graph's resize matches Pillow's to a rounding step on some pixels, not bit for bit.
     assert served["scores"] == pytest.approx([row["score"] for row in free], abs=0.01)
     # `caption` as shipped also guides by tags, which the graph leaves out (issue "corners",
-    # item 2). Since the tags merged the concept tagger's people and places, the card's
-    # threshold makes constraints on many more Flickr8k photos: 22 of these 40 captions agree
-    # (at least 36 with ImageNet words alone). Every one that differs names a confident tag.
+    # item 2): confident tags must be named, and objects with little evidence are held back.
+    # With the card of the everyday-photos bundle (tags of 0.5 named, objects under 0.3 held
+    # back) 15 of these 40 captions agree. Every one that differs names a confident tag or
+    # drops an object the free caption named.
     real = [i for i, p in enumerate(photos) if FLICKR in p.parents]
     if real:
+        from captioner.data.objects import caption_objects
+
         shipped = bundled.caption_items([photos[i] for i in real], progress=False)
-        same = sum(served["captions"][i] == row["caption"] for i, row in zip(real, shipped))
-        assert same >= 0.5 * len(real), (same, len(real))
         threshold = bundled.guidance()["guide_threshold"]
+        changed = 0
         for i, row in zip(real, shipped):
             if served["captions"][i] != row["caption"]:
+                changed += 1
                 confident = {t["tag"] for t in row["tags"] if t["score"] >= threshold}
                 words = set(row["caption"].split())
-                assert any(w in words or w + "s" in words for w in confident), row
-
+                named = any(w in words or w + "s" in words for w in confident)
+                dropped = caption_objects(served["captions"][i]) - caption_objects(row["caption"])
+                assert named or dropped, (served["captions"][i], row)
+        assert changed < len(real), "guidance should leave some captions as they were"
 
 @pytest.fixture(scope="module")
 def tflite_folder(tmp_path_factory, bundled):
