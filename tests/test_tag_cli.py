@@ -113,7 +113,7 @@ def _stub_tagger(monkeypatch, worked: list) -> VideoTagger:
 
     captioner = SimpleNamespace(card={"encoder": "efficientnet_lite0"}, encoder=None)
     tagger = VideoTagger(captioner=captioner)
-    monkeypatch.setattr(VideoTagger, "_features",
+    monkeypatch.setattr(VideoTagger, "video_features",
                         lambda self, path, options, cancel=None: worked.append(path))
     monkeypatch.setattr(VideoTagger, "_rows", lambda self, path, video, options: [
         {"video": display_path(path), "clip": 0, "start": 0.0, "end": 1.0, "tags": [],

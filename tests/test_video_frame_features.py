@@ -172,7 +172,16 @@ class FakeCaptioner:
         return [_Caption("a cat on a grey mat" if r.mean() > 100 else "a cat in the blue sea")
                 for r in regions]
 
-    def caption_views(self, regions):
+    def tag_kinds(self):
+        return ()  # no ImageNet head: no photo tags
+
+    def tags_of(self, features, objects=None):
+        return None
+
+    def caption_tagged(self, regions, tags):
+        return self.caption_features(regions)
+
+    def caption_views(self, regions, tags=None):
         return _Caption(f"a cat seen {len(regions)} times")
 
 

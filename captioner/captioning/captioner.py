@@ -120,7 +120,7 @@ class Captioner:
         """The merged photo tags of this captioner's encoder; None without an ImageNet head."""
         return photo_tagger(self.card["encoder"]) if self.encoder.has_classifier else None
 
-    def _tag_kinds(self) -> tuple[str, ...]:
+    def tag_kinds(self) -> tuple[str, ...]:
         """The feature kinds the tags read besides the decoder's own."""
         tagger = self.tagger
         if tagger is None:
@@ -219,22 +219,34 @@ class Captioner:
         """Captions for features whose tags are known: guided by the confident ones (and with
         unsupported objects held back) when the guidance (arguments, else the card) says so,
         else free."""
-        guide = self.guidance(guided, guide_threshold, hold_threshold)
-        if not guide["guided"] or tags is None:
-            return self.caption_features(features, beam)
-        wanted = [constraints_for(t, self.vocab, guide["guide_threshold"]) for t in tags]
-        held = None if guide["hold_threshold"] is None else \
-            [held_back(t, self.vocab, guide["hold_threshold"]) for t in tags]
+        wanted, held = self._guides(tags, guided, guide_threshold, hold_threshold)
         return self.caption_features(features, beam, constraints=wanted, held=held)
 
     def caption_views(self, views: np.ndarray, beam: int | None = None, max_length: int = 20,
-                      length_penalty: float | None = None) -> Caption:
+                      length_penalty: float | None = None, tags: list[dict] | None = None,
+                      guided: bool | None = None) -> Caption:
         """One caption for several views of one scene (a video clip's frames: (F, ...)
-        features), from the word distributions averaged over the views at every step."""
+        features), from the word distributions averaged over the views at every step; guided
+        by the scene's ``tags`` as caption_tagged guides a photo's."""
         decoder = numpy_decoder(self.decoder)
         decoder = decoder if isinstance(decoder, Ensemble) else Ensemble([decoder])
+        wanted, held = self._guides(None if tags is None else [tags], guided)
+        penalties = None if held is None else penalty_rows(
+            held, len(self.vocab), self.card.get("decoding", {}).get("hold_penalty", HOLD_PENALTY))
         return self._search(decoder, np.asarray(views, dtype="float32")[None], beam, max_length,
-                            length_penalty)[0]
+                            length_penalty, wanted[0] if wanted else (), penalties)[0]
+
+    def _guides(self, tags: list[list[dict]] | None, guided: bool | None = None,
+                guide_threshold: float | None = None, hold_threshold: float | None = None):
+        """Per image, the word sets its caption must name and the word ids held back (None
+        for either when the guidance says not to)."""
+        guide = self.guidance(guided, guide_threshold, hold_threshold)
+        if not guide["guided"] or tags is None:
+            return None, None
+        wanted = [constraints_for(t, self.vocab, guide["guide_threshold"]) for t in tags]
+        held = None if guide["hold_threshold"] is None else \
+            [held_back(t, self.vocab, guide["hold_threshold"]) for t in tags]
+        return wanted, held
 
     def _search(self, decoder, features: np.ndarray, beam, max_length, length_penalty,
                 constraints: tuple = (), penalties: np.ndarray | None = None) -> list[Caption]:
@@ -308,7 +320,7 @@ class Captioner:
         """Yield (items, rows) in input order, about ``chunk`` images at a time, from one input
         pipeline and one progress bar for the whole run. Each chunk is captioned in a second
         thread while the encoder goes on with the next (both release the GIL)."""
-        kinds = (self.feature_kind, *self._tag_kinds())
+        kinds = (self.feature_kind, *self.tag_kinds())
         errors: dict[int, str] = {}
         stream = iter_features(items, self.encoder, kinds, ENCODE_BATCH, True, progress, errors)
         with ThreadPoolExecutor(max_workers=1) as captioning:
@@ -530,7 +542,7 @@ def evaluate_split(captioner: Captioner, split: Split, beam: int | None = None,
     tags = None
     if guide and guide["guided"] and captioner.tagger is not None:
         # The split's files were read once already; what the tags read comes from the cache.
-        found = extract_features(split.paths, captioner.encoder, captioner._tag_kinds(), progress=False)
+        found = extract_features(split.paths, captioner.encoder, captioner.tag_kinds(), progress=False)
         if "spatial" not in found.features and captioner.feature_kind == "spatial":
             found.features["spatial"] = np.asarray(split.features)  # same paths, same order
         by_path = dict(zip(found.paths, captioner.tags_of(found.features)))

@@ -38,6 +38,7 @@ from captioner.encoders.base import Encoder, code_digest
 from captioner.encoders.features import cacheable, encoder_fingerprint
 from captioner.errors import CaptionerError, VideoError
 from captioner.files import cache_dir, file_digest
+from captioner.tagging.objects import default_detector
 from captioner.video.windows import ShotDetector
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ QUEUE_FRAMES = 8  # decoded frames waiting for the encoder: enough to keep it bu
 # (0.5 and 1.0 s against 0.38 and 0.60 s for a 720p clip at 1 and 5 fps): the TFLite runner
 # reallocates for every new batch shape, and 2-4 frames per call already run at full speed.
 BATCH_SIZE = 4
-_CODE = ("data/video.py", "video/frame_features.py", "video/windows.py")
+_CODE = ("data/video.py", "video/frame_features.py", "video/windows.py", "tagging/objects.py")
+OBJECTS = "objects"  # a kind that is no encoder output: the object detector's boxes per frame
 _DONE = object()  # the decoding thread's last word
 
 
@@ -56,7 +58,7 @@ _DONE = object()  # the decoding thread's last word
 class FrameFeatures:
     """One video's sampled frames (their stream index and time), its duration, its shot cuts,
     and the encoder outputs of each frame (``features[kind]``: (T, ...), spatial maps a
-    read-only memory map)."""
+    read-only memory map; ``features["objects"]``: per frame, the detector's boxes)."""
 
     indices: np.ndarray
     times: np.ndarray
@@ -74,7 +76,7 @@ def frame_features(path: Path, encoder: Encoder, fps: float, kinds: tuple[str, .
     when this file was done before at this rate with this encoder; VideoError if unreadable.
     Setting ``cancel`` (from another thread) ends the pass within a batch, with a CaptionerError."""
     path, kinds = Path(path), tuple(dict.fromkeys(kinds))
-    unknown = set(kinds) - set(encoder.model.output)
+    unknown = set(kinds) - set(encoder.model.output) - {OBJECTS}
     if unknown:
         raise CaptionerError(f"encoder {encoder.name} has no output {sorted(unknown)}; "
                              f"it has {sorted(encoder.model.output)}")
@@ -132,16 +134,21 @@ def _compute(reader: VideoFrames, encoder: Encoder, kinds: tuple[str, ...], batc
     shapes: dict[str, list[int]] = {}
     indices: list[int] = []
     times: list[float] = []
+    arrays = tuple(k for k in kinds if k != OBJECTS)
+    detector, boxes = (default_detector(), []) if OBJECTS in kinds else (None, None)
     thread.start()
     try:  # from here on, any way out (an error, Ctrl-C, cancel) stops the decoding thread
         with contextlib.ExitStack() as files_open:
-            files = {k: files_open.enter_context(open(folder / f"{k}.bin", "wb")) for k in kinds}
+            files = {k: files_open.enter_context(open(folder / f"{k}.bin", "wb")) for k in arrays}
             for batch in _batches(frames, batch_size, cancel, reader.path):
-                outputs = encoder.encode(np.stack([f.image for f in batch]), kinds)  # only these
+                images = [f.image for f in batch]
+                outputs = encoder.encode(np.stack(images), arrays)  # only these
+                if detector is not None:
+                    boxes += detector.detect(images)
                 indices += [f.index for f in batch]
                 times += [f.time for f in batch]
-                del batch  # the frames go now; only their outputs stay
-                for k in kinds:
+                del batch, images  # the frames go now; only their outputs stay
+                for k in arrays:
                     rows = np.asarray(outputs[k], np.float16 if k == "spatial" else np.float32)
                     shapes[k] = list(rows.shape[1:])
                     files[k].write(rows.tobytes())
@@ -153,7 +160,9 @@ def _compute(reader: VideoFrames, encoder: Encoder, kinds: tuple[str, ...], batc
         raise CaptionerError(f"{reader.path}: decoding stopped without a result")
     meta = {"indices": indices, "times": times, "duration": info.duration, "cuts": shots.cuts,
             "kinds": {k: {"shape": shapes[k], "dtype": "float16" if k == "spatial" else "float32"}
-                      for k in kinds}}
+                      for k in arrays}}
+    if boxes is not None:
+        meta[OBJECTS] = boxes
     (folder / "meta.json").write_text(json.dumps(meta))
 
 
@@ -235,6 +244,10 @@ def _load(folder: Path) -> FrameFeatures | None:
                 raise ValueError(f"{kind}.bin has the wrong size")
             rows = np.memmap(folder / f"{kind}.bin", dtype=spec["dtype"], mode="r", shape=shape)
             features[kind] = rows if kind == "spatial" else np.array(rows)
+        if OBJECTS in meta:
+            if len(meta[OBJECTS]) != count:
+                raise ValueError("the objects do not match the frames")
+            features[OBJECTS] = meta[OBJECTS]
         return FrameFeatures(np.asarray(meta["indices"], np.int64),
                              np.asarray(meta["times"], np.float64), float(meta["duration"]),
                              [float(c) for c in meta["cuts"]], features, folder)

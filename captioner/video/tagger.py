@@ -1,9 +1,8 @@
 """VideoTagger: per-clip tags and captions for video files (part of the public API).
 
-Two ways to tag: the default, from the bundled image models alone (the basic-level words of
-the ImageNet classes and the nouns of the captions, pooled over a clip's frames, see
-captioner.video.default_tags), or a trained ClipModel bundle (an LSTM over the clip's frame
-features, see captioner.video.clip_model).
+Two ways to tag: the default, from the bundled image models alone (the frames' merged photo
+tags pooled over the clip, see captioner.video.default_tags), or a trained ClipModel bundle
+(an LSTM over the clip's frame features, see captioner.video.clip_model).
 """
 
 from __future__ import annotations
@@ -38,8 +37,8 @@ from captioner.results.journal import result_writer
 from captioner.topk import top_k_indices
 from captioner.video.clip_model import ClipModel
 from captioner.video.config import ClipTrainConfig, TagOptions
-from captioner.video.default_tags import combine_clip_tags, representative_frame
-from captioner.video.frame_features import FrameFeatures, frame_features
+from captioner.video.default_tags import clip_tags, representative_frame
+from captioner.video.frame_features import OBJECTS, FrameFeatures, frame_features
 from captioner.video.train import fit_clip_model, pad_clips, tag_matrix
 from captioner.video.windows import assign_rows, cut_windows, fixed_windows
 
@@ -111,11 +110,11 @@ class VideoTagger:
             cancel = threading.Event()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="captioner-next") as pool:
                 try:
-                    ahead = pool.submit(self._features, todo[0], options, cancel) if todo else None
+                    ahead = pool.submit(self.video_features, todo[0], options, cancel) if todo else None
                     for i, path in enumerate(tqdm(todo, desc="tagging", unit="video",
                                                   disable=not progress)):
                         video = ahead.result()
-                        ahead = (pool.submit(self._features, todo[i + 1], options, cancel)
+                        ahead = (pool.submit(self.video_features, todo[i + 1], options, cancel)
                                  if i + 1 < len(todo) else None)
                         writer.add(self._rows(path, video, options))
                 finally:
@@ -124,12 +123,17 @@ class VideoTagger:
 
     def tag_video(self, path: Path, options: TagOptions) -> list[dict]:
         """The rows of one video's clips; a video that cannot be read gives one error row."""
-        return self._rows(path, self._features(path, options), options)
+        return self._rows(path, self.video_features(path, options), options)
 
-    def _features(self, path: Path, options: TagOptions,
-                  cancel: threading.Event | None = None) -> FrameFeatures | str:
+    def video_features(self, path: Path, options: TagOptions,
+                       cancel: threading.Event | None = None) -> FrameFeatures | str:
         """The video's frame features, or why it cannot be read (``cancel``: see frame_features)."""
-        kinds = ("pooled",) if self.bundle else ("pooled", "probabilities", self.captioner.feature_kind)
+        if self.bundle:
+            kinds = ("pooled",)
+        else:  # the frames' tags need their detections too
+            tagged = self.captioner.tag_kinds()
+            kinds = tuple(dict.fromkeys(("pooled", self.captioner.feature_kind, *tagged,
+                                         *((OBJECTS,) if tagged else ()))))
         try:
             # Decoded and encoded once per (file, fps, encoder): other clip settings reuse it.
             return frame_features(path, self.encoder, self.fps(options), kinds, cancel=cancel)
@@ -153,20 +157,32 @@ class VideoTagger:
             for i, ((start, end), tag_list, caption) in enumerate(zip(windows, tags, captions))
         ]
 
+    def frame_results(self, outputs: dict) -> tuple[list[list[dict]], list[str]]:
+        """Every frame's merged photo tags and guided caption, from the video's encoder outputs
+        (and its detections, when they were made)."""
+        read = self.captioner.feature_kind  # spatial maps on disk: read a batch at a time
+        kinds = tuple(dict.fromkeys((read, *self.captioner.tag_kinds())))
+        frame_tags, frame_captions = [], []
+        for start in range(0, len(outputs[read]), CAPTION_BATCH):
+            part = {kind: np.asarray(outputs[kind][start : start + CAPTION_BATCH], np.float32) for kind in kinds}
+            batch = as_regions(part[read])
+            objects = outputs[OBJECTS][start : start + CAPTION_BATCH] if OBJECTS in outputs else None
+            tags = self.captioner.tags_of(part, objects) or [[] for _ in batch]
+            frame_tags += tags
+            frame_captions += [c.text for c in self.captioner.caption_tagged(batch, tags)]
+        return frame_tags, frame_captions
+
     def _default(self, outputs: dict, clips: list[list[int]], options: TagOptions):
-        maps = outputs[self.captioner.feature_kind]  # spatial maps: on disk, read a batch at a time
-        frame_captions = []
-        for start in range(0, len(maps), CAPTION_BATCH):
-            batch = as_regions(np.asarray(maps[start : start + CAPTION_BATCH], np.float32))
-            frame_captions += [c.text for c in self.captioner.caption_features(batch)]
+        maps = outputs[self.captioner.feature_kind]
+        frame_tags, frame_captions = self.frame_results(outputs)
         tags, captions = [], []
         for rows in clips:
-            tags.append(combine_clip_tags(outputs["probabilities"][rows],
-                                          [frame_captions[r] for r in rows], options.top_k))
+            found = clip_tags([frame_tags[r] for r in rows], [frame_captions[r] for r in rows])
+            tags.append(found[: options.top_k])
             if options.clip_caption == "frames":  # this clip's maps only
                 captions.append(self.captioner.caption_views(
-                    as_regions(np.asarray(maps[rows], np.float32))).text)
-            else:
+                    as_regions(np.asarray(maps[rows], np.float32)), tags=found).text)
+            else:  # the frame most like the clip: its caption, guided by its own tags
                 captions.append(frame_captions[rows[representative_frame(outputs["pooled"][rows])]])
         return tags, captions
 
