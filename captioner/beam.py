@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from captioner.checks import MAX_BEAM, number_in
-from captioner.data.images import EncodedImage
+from captioner.data.images import EncodedImage, check_file_size
 from captioner.data.paths import IMAGE_EXTENSIONS, display_path, listed
-from captioner.errors import CaptionerError
+from captioner.errors import CaptionerError, ImageError
 from captioner.files import printable
 from captioner.results.writers import json_line
 
@@ -81,6 +81,12 @@ class ReadImage(beam.DoFn):
 
     def process(self, file: fileio.ReadableFile):
         name = display_path(file.metadata.path)
+        try:
+            check_file_size(name, file.metadata.size_in_bytes)  # before the file is read whole
+        except ImageError as exc:
+            reason = str(exc).removeprefix(f"{name}: ")
+            yield beam.pvalue.TaggedOutput(UNREADABLE, {"image": name, "error": reason})
+            return
         try:
             yield EncodedImage(name, file.read())
         except Exception as exc:  # noqa: BLE001 - each file system raises its own types

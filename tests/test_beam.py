@@ -89,7 +89,7 @@ def test_a_file_that_cannot_be_read_is_an_error_row():
     def refuse():
         raise OSError(errno.EACCES, "Permission denied")
 
-    file = SimpleNamespace(metadata=SimpleNamespace(path="/photos/locked.jpg"), read=refuse)
+    file = SimpleNamespace(metadata=SimpleNamespace(path="/photos/locked.jpg", size_in_bytes=10), read=refuse)
     (out,) = ReadImage().process(file)
     assert isinstance(out, TaggedOutput) and out.tag == UNREADABLE
     assert out.value == {"image": "/photos/locked.jpg", "error": "cannot read file (Permission denied)"}
@@ -167,3 +167,19 @@ def test_the_beam_launcher_does_not_import_the_cli():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_file_too_big_for_a_photo_is_an_error_row_and_is_never_read():
+    beam_main()
+    from apache_beam.pvalue import TaggedOutput
+
+    from captioner.beam import UNREADABLE, ReadImage
+    from captioner.data.images import MAX_FILE_BYTES
+
+    def never():
+        raise AssertionError("read whole")
+
+    meta = SimpleNamespace(path="/photos/huge.png", size_in_bytes=MAX_FILE_BYTES + 1)
+    (out,) = ReadImage().process(SimpleNamespace(metadata=meta, read=never))
+    assert isinstance(out, TaggedOutput) and out.tag == UNREADABLE
+    assert out.value["image"] == "/photos/huge.png" and out.value["error"].startswith("file too large")

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from conftest import write_photo
 
 from captioner.encoders.features import FeatureCache, extract_features, feature_matrix
@@ -152,3 +153,23 @@ def test_each_file_is_read_once_and_decoded_from_those_bytes(tmp_path, lite0, sa
     matrix = feature_matrix(sample_photos, lite0, "pooled", progress=False)
     assert [r for r in reads if r in photos] == [] and opened == []
     assert matrix.features["pooled"].shape == (len(sample_photos), 1280)
+
+
+def test_a_file_too_big_for_a_photo_is_refused_before_it_is_read(tmp_path, lite0, monkeypatch):
+    """Its size is checked first: the bytes of an oversized file never reach memory."""
+    from pathlib import Path
+
+    from captioner.data import images
+
+    photo = write_photo(tmp_path / "photo.png", size=(64, 64))
+    big = write_photo(tmp_path / "big.png", seed=1, size=(200, 200))
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", (photo.stat().st_size + big.stat().st_size) // 2)
+    reads = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    result = extract_features([photo, big], lite0, cache=False, progress=False)
+    assert result.paths == [photo] and big not in reads
+    assert [(p, e.split(" (")[0]) for p, e in result.errors] == [(big, "file too large")]
+    assert images.load_image(photo).shape == (64, 64, 3)
+    with pytest.raises(images.ImageError, match="file too large"):
+        images.load_image(big)

@@ -21,6 +21,16 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
             6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 # About 90 megapixels: far above any camera photo, far below a decompression bomb.
 DEFAULT_MAX_PIXELS = 90_000_000
+# Bytes a photo file may have: a 90-megapixel photo compresses to tens of MB, and a file is
+# read whole (to hash and decode it), so anything bigger is refused before it is read.
+MAX_FILE_BYTES = 256 << 20
+
+
+def check_file_size(name, size: int) -> None:
+    """ImageError naming the file when ``size`` bytes are too many for one photo."""
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"{name}: file too large ({size / 2**20:.0f} MB; a photo file may have at "
+                         f"most {MAX_FILE_BYTES / 2**20:.0f} MB)")
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, size: int | None = None,
@@ -36,8 +46,10 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, size: int | Non
     path = Path(path)
     if data is None and not path.is_file():
         raise ImageError(f"{path}: no such file")
-    if (path.stat().st_size if data is None else len(data)) == 0:
+    nbytes = path.stat().st_size if data is None else len(data)
+    if nbytes == 0:
         raise ImageError(f"{path}: file is empty")
+    check_file_size(path, nbytes)
     try:
         with Image.open(path if data is None else io.BytesIO(data)) as img:
             width, height = img.size

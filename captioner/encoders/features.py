@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from captioner.data.images import EncodedImage, InMemoryImage, load_image, resize
+from captioner.data.images import EncodedImage, InMemoryImage, check_file_size, load_image, resize
 from captioner.data.paths import display_path
 from captioner.encoders.base import Encoder, code_digest
 from captioner.errors import CaptionerError
@@ -174,8 +174,9 @@ def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_s
     """Yield (index, {kind: feature}) for every image that can be read, in input order, from one
     input pipeline with one progress bar. Failures go to ``errors``.
 
-    Each file is read once: its bytes are hashed for the cache and, only when the cache lacks
-    its features, decoded from those same bytes. ``known_digests``: the files' hashes when the
+    Each file is read once, after its size is checked (data.images.MAX_FILE_BYTES bounds the
+    memory): its bytes are hashed for the cache and, only when the cache lacks its features,
+    decoded from those same bytes. ``known_digests``: the files' hashes when the
     caller has them already (None: unreadable). In-memory images (pixels, or the bytes of an
     ``EncodedImage``) are encoded every time: they have no file to hash, and the workers of a
     distributed engine that send bytes share no cache anyway."""
@@ -259,6 +260,7 @@ def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=N
                 return data[0]
 
             try:
+                check_file_size(item, Path(item).stat().st_size)  # before anything is read
                 if cached is not None and cached(i, read):
                     return i, blank, 1
                 read()
