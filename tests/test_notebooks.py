@@ -26,7 +26,8 @@ RUNS = {
     "train_real": ("03_train_and_evaluate", {"SIZE": 20, "DEV": 8, "EPOCHS": 2, "DATA": str(FLICKR)},
                    ["real Flickr8k photos", "best epoch:", "CIDEr-D"]),
     "train_synthetic": ("03_train_and_evaluate", {"EPOCHS": 2, "DATA": "no-such-folder"},
-                        ["using synthetic pictures", "best epoch:", "CIDEr-D"]),
+                        ["no Flickr8k in no-such-folder: training on synthetic pictures instead",
+                         "best epoch:", "CIDEr-D"]),
 }
 NAMES = sorted({name for name, _, _ in RUNS.values()})
 
@@ -73,6 +74,16 @@ def test_stored_without_outputs(name):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"{name}: a code cell is stored with outputs"
             assert cell.execution_count is None, f"{name}: a code cell is stored with an execution count"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_first_cell_says_which_data_the_notebook_uses(name):
+    first = load(name).cells[0]
+    assert first.cell_type == "markdown" and "**Data.**" in first.source, name
+    data = first.source.split("**Data.**", 1)[1]
+    assert "shared" in data or "ship" in data, f"{name}: which data, and where it comes from"
+    if name.startswith("03"):
+        assert "datasets/get_flickr8k.py" in data, "how to get Flickr8k"
 
 
 @pytest.mark.slow
