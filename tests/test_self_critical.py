@@ -74,3 +74,27 @@ def test_an_interrupted_fine_tuning_resumes_to_the_same_weights(tmp_path, data, 
                                   progress=False).run(resume=True).get_weights()
     for a, b in zip(alone, resumed):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_gradient_is_of_the_distribution_the_samples_came_from():
+    """Samples never hold <pad>, <start> or <unk> (the search renormalises without them): the
+    loss is -log p(word) under that same distribution, whatever logits those three have."""
+    import keras
+
+    from captioner.captioning.search import NEVER_WRITTEN
+    from captioner.captioning.self_critical import sampled_crossentropy
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 7)).astype("float32")
+    logits[..., list(NEVER_WRITTEN)] += 5.0  # the model likes them: the unrestricted loss differs
+    targets = np.array([[4, 5, 2], [6, 2, 0]])  # real words, <end> (2), then padding
+    allowed = np.delete(np.arange(7), list(NEVER_WRITTEN))
+    kept = logits[..., allowed]
+    logp = kept - np.log(np.exp(kept).sum(-1, keepdims=True))
+    expected = -np.take_along_axis(logp, np.searchsorted(allowed, targets)[..., None], -1)[..., 0]
+    expected[targets == 0] = 0.0
+    got = keras.ops.convert_to_numpy(sampled_crossentropy(targets, logits))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    unrestricted = keras.ops.convert_to_numpy(
+        keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True, ignore_class=0))
+    assert not np.allclose(unrestricted, expected)

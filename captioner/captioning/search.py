@@ -27,11 +27,15 @@ class Caption:
     score: float
 
 
+# Never written: <pad>, <start> and <unk>. A caption of real words is always possible, and the
+# searches (and the samples self-critical training learns from) renormalise over the rest.
+NEVER_WRITTEN = (Vocabulary.PAD_ID, Vocabulary.START_ID, Vocabulary.UNK_ID)
+
+
 def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list):
     logp, states = decoder.step(tokens.astype("int32"), states)
     logp = np.array(logp)
-    # Never write <pad>, <start> or <unk>: a caption of real words is always possible.
-    logp[:, [Vocabulary.PAD_ID, Vocabulary.START_ID, Vocabulary.UNK_ID]] = -np.inf
+    logp[:, list(NEVER_WRITTEN)] = -np.inf
     return logp, states
 
 

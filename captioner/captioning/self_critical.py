@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from captioner.captioning.bundle import CHECKPOINTS, check_target
 from captioner.captioning.config import FINETUNE_DEFAULTS, MONITORS, TrainConfig
 from captioner.captioning.numpy_step import numpy_decoder
-from captioner.captioning.search import greedy_ids, sample
+from captioner.captioning.search import NEVER_WRITTEN, greedy_ids, sample
 from captioner.captioning.train import Trainer, load_splits
 from captioner.data.text import Vocabulary, tokenize
 from captioner.encoders.base import Encoder
@@ -47,7 +47,7 @@ class SelfCriticalTrainer(Trainer):
         self.decoder = self.start
         self.decoder.compile(
             optimizer=keras.optimizers.Adam(self.config.learning_rate, clipnorm=5.0),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+            loss=sampled_crossentropy)
         row = {"epoch": 0, **self.dev_scores(self.decoder)}
         self.state.update(history=[row], best=row[MONITORS[self.config.monitor]], best_epoch=0)
         with atomic_path(self.best_path, suffix=".weights.h5") as tmp:
@@ -105,6 +105,17 @@ class SelfCriticalTrainer(Trainer):
     def _rewards(self, ids: np.ndarray, owners: np.ndarray) -> np.ndarray:
         return np.array([self.reward.score(tokenize(self.vocab.decode(row)), int(i))
                          for row, i in zip(ids, owners)])
+
+
+@keras.saving.register_keras_serializable(package="captioner")  # checkpoints keep the loss
+def sampled_crossentropy(targets, logits):
+    """-log p(word) under the distribution the samples were drawn from: the decoder's, with the
+    words never written (search.NEVER_WRITTEN) taken out and the rest renormalised; padding
+    positions count 0."""
+    banned = np.zeros(logits.shape[-1], "float32")
+    banned[list(NEVER_WRITTEN)] = -1e9
+    return keras.losses.sparse_categorical_crossentropy(targets, logits + banned, from_logits=True,
+                                                        ignore_class=Vocabulary.PAD_ID)
 
 
 def finetune_config(trained: dict, **changes) -> TrainConfig:
