@@ -85,11 +85,16 @@ class FeatureCache:
             return None  # absent, or half-written by a crashed writer of an old version
 
     def put(self, digest: str, kind: str, value: np.ndarray) -> None:
-        """Store a feature atomically; spatial maps as float16 (half the disk, same captions)."""
-        if kind == "spatial":
-            value = value.astype(np.float16)
+        """Store a feature atomically, as ``stored`` gives it."""
         with atomic_path(self.path(digest, kind), suffix=".npy") as tmp:
-            np.save(tmp, value, allow_pickle=False)
+            np.save(tmp, stored(kind, value), allow_pickle=False)
+
+
+def stored(kind: str, value: np.ndarray) -> np.ndarray:
+    """A feature as the cache keeps it, and as every run uses it, cached or not: spatial maps
+    as float16 (half the disk), so that a fresh run decodes the very numbers a cached one
+    reads and near ties resolve the same way."""
+    return np.asarray(value, np.float16) if kind == "spatial" else value
 
 
 def extract_features(
@@ -199,14 +204,14 @@ def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_s
         for i, hit in zip(indices, cached):
             features = {k: store.get(digests[i], k) for k in kinds} if hit else {}
             if not hit:
-                features, row = {k: outputs[k][row] for k in kinds}, row + 1
+                features, row = {k: stored(k, outputs[k][row]) for k in kinds}, row + 1
                 if store is not None and i in digests:
                     for k in kinds:
                         store.put(digests[i], k, features[k])
             elif any(v is None for v in features.values()):  # a damaged cache file: encode again
                 pixels = load_image(paths[i], size=encoder.input_size)
-                features = {k: v[0] for k, v in encoder.encode(resize(pixels, encoder.input_size)[None],
-                                                               kinds).items()}
+                features = {k: stored(k, v[0]) for k, v in encoder.encode(
+                    resize(pixels, encoder.input_size)[None], kinds).items()}
             yield i, features
         bar.n = indices[-1] + 1  # input order: everything before the last one is done
         bar.refresh()
