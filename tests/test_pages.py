@@ -253,3 +253,29 @@ def test_html_suffix_writes_the_page_of_each_kind(scenes, tmp_path):
     (tmp_path / "mine.html").write_text("<p>a page someone wrote</p>")
     with pytest.raises(FormatError, match="no journal beside it"):
         ResultWriter(tmp_path / "mine.html", "image", "images")
+
+
+def test_the_detectors_boxes_are_drawn_over_the_photo_in_its_own_pixels(tmp_path, sample_photos):
+    """caption --objects rows: each box an SVG rect over the thumbnail, in a frame as large as
+    the upright photo, so it lands where the detector found the thing (the sample cat)."""
+    from captioner import Captioner
+
+    chelsea = next(p for p in sample_photos if p.name.startswith("chelsea"))
+    out = tmp_path / "gallery.html"
+    (row,) = Captioner.from_pretrained().caption([chelsea], objects=True, output=out, progress=False)
+    cat = next(o for o in row["objects"] if o["label"] == "cat")
+    page = Page(out.read_text(encoding="utf-8"))
+    (svg,) = page.find("svg", "cp-boxes")
+    assert svg[1]["viewbox"] == "0 0 451 300"  # chelsea.png is 451 x 300
+    rects = page.find("rect")
+    assert len(rects) == len(row["objects"])
+    x0, y0, x1, y1 = cat["box"]
+    drawn = [tuple(float(r[1][k]) for k in ("x", "y", "width", "height")) for r in rects]
+    assert any(np.allclose(d, (x0, y0, x1 - x0, y1 - y0), atol=0.05) for d in drawn), (drawn, cat)
+    turned = tmp_path / "turned.jpg"  # EXIF-turned photos: the frame is the upright one
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (40, 20)).save(turned, exif=exif.tobytes())
+    boxed = {"image": str(turned), "caption": "x", "score": -1.0,
+             "objects": [{"label": "cat", "score": 0.5, "box": [1, 2, 3, 4]}]}
+    assert Page(gallery_html([boxed])).find("svg", "cp-boxes")[0][1]["viewbox"] == "0 0 20 40"

@@ -16,7 +16,7 @@ from PIL import Image
 
 from captioner.data.images import as_rgb_array, load_image
 from captioner.data.paths import path_from_display
-from captioner.errors import CaptionerError
+from captioner.errors import CaptionerError, ImageError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,20 @@ def photo_thumbnail(name: str) -> str:
     """The thumbnail of the photo a row names, upright, as a data URI; ImageError if unreadable."""
     # load_image decodes a JPEG at reduced scale, never below the side asked for.
     return jpeg_data_uri(load_image(path_from_display(name), size=PHOTO_SIDE), PHOTO_SIDE)
+
+
+def photo_size(name: str) -> tuple[int, int]:
+    """(width, height) of the photo a row names, upright as its EXIF says (the frame its object
+    boxes are in), read from the header alone; ImageError if unreadable."""
+    from captioner.data.images import ORIENTATION_TAG
+
+    try:
+        with Image.open(path_from_display(name)) as img:
+            width, height = img.size
+            turned = img.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{name}: cannot read the photo's size ({exc})") from None
+    return (height, width) if turned else (width, height)
 
 
 def picture_thumbnail(picture: Image.Image | np.ndarray) -> str:

@@ -1,6 +1,7 @@
 """Result pages: one self-contained HTML file that any browser opens offline.
 
-A gallery for image rows (thumbnail, caption, score, tags, attention maps on a caption word)
+A gallery for image rows (thumbnail, caption, score, tags, attention maps on a caption word,
+the detector's boxes when the rows have them)
 and a timeline for video rows (the video with its captions as a track, a strip of clips that
 seek it). The style and behaviour come from ``page/page.css`` and ``page/page.js``, inlined:
 nothing is fetched. ``gallery_html`` and ``timeline_html`` give the page's body alone, for a
@@ -25,7 +26,14 @@ from tqdm import tqdm
 from captioner.errors import CaptionerError, FormatError
 from captioner.files import atomic_write_text
 from captioner.results.cues import cue_text
-from captioner.results.media import clip_keyframes, photo_thumbnail, picture_thumbnail, relative_url
+from captioner.data.images import as_rgb_array
+from captioner.results.media import (
+    clip_keyframes,
+    photo_size,
+    photo_thumbnail,
+    picture_thumbnail,
+    relative_url,
+)
 
 PAGE_KINDS = {"images": "gallery", "videos": "timeline"}
 
@@ -115,6 +123,8 @@ def _photo(order: int, row: dict[str, Any], folder: Path | None, link_images: bo
         thumb = _thumbnail(name, folder, link_images, picture)
         if "score" in row:
             attrs["data-score"] = row["score"]
+        if row.get("objects") and thumb.startswith("<img"):
+            thumb += _boxes(row["objects"], name, picture)
         maps = _attention(row)
         if maps is not None and thumb.startswith("<img"):
             attrs["data-maps"], attrs["data-grid"] = maps
@@ -141,6 +151,25 @@ def _thumbnail(name: str, folder: Path | None, link_images: bool, picture=None) 
             return f'<div class="cp-missing" title="{_text(exc)}">no thumbnail</div>'
     return (f'<img {_attrs({"src": source, "alt": Path(name).name})} '
             'loading="lazy" decoding="async">')
+
+
+def _boxes(objects: list[dict[str, Any]], name: str, picture=None) -> str:
+    """The detector's boxes over the thumbnail: an SVG in the photo's own pixels, stretched over it."""
+    try:
+        width, height = (as_rgb_array(picture).shape[1::-1] if picture is not None else photo_size(name))
+    except CaptionerError:
+        return ""
+    font = max(width, height) * 0.045
+    shapes = []
+    for box in objects:
+        x0, y0, x1, y1 = (float(v) for v in box["box"])
+        label = f'{box["label"]} {float(box["score"]):.2f}'
+        shapes.append(f'<rect x="{x0:g}" y="{y0:g}" width="{x1 - x0:g}" height="{y1 - y0:g}">'
+                      f'<title>{_text(label)}</title></rect>'
+                      f'<text x="{x0 + font * 0.3:g}" y="{y0 + font:g}" font-size="{font:g}">'
+                      f'{_text(box["label"])}</text>')
+    return (f'<svg class="cp-boxes" viewBox="0 0 {width} {height}" preserveAspectRatio="none">'
+            f'{"".join(shapes)}</svg>')
 
 
 def _attention(row: dict[str, Any]) -> tuple[str, int] | None:
