@@ -33,25 +33,38 @@ def photos(sample_photos):
     return [*sample_photos, *extra]
 
 
-def test_the_savedmodel_captions_like_caption_in_a_process_without_captioner(tmp_path_factory, bundled,
-                                                                            photos):
+SERVE = (
+    "import json, sys\n"
+    "import tensorflow as tf\n"
+    "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+    "files = sys.argv[2:]\n"
+    "out = serve(images=tf.constant([open(f, 'rb').read() for f in files]))\n"
+    "assert out['scores'].dtype == tf.float32 and out['captions'].shape == (len(files),)\n"
+    "print(json.dumps({'captions': [c.decode() for c in out['captions'].numpy()],\n"
+    "                  'errors': [e.decode() for e in out['errors'].numpy()],\n"
+    "                  'scores': [None if s != s else s for s in out['scores'].numpy().tolist()],\n"
+    "                  'captioner_loaded': any(m.startswith('captioner') for m in sys.modules)}))\n"
+)
+
+
+@pytest.fixture(scope="module")
+def savedmodel(tmp_path_factory, bundled):
     out = tmp_path_factory.mktemp("export") / "savedmodel"
     assert main(["export", "--format", "savedmodel", str(out)]) == 0
-    script = (
-        "import json, sys\n"
-        "import tensorflow as tf\n"
-        "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-        "files = sys.argv[2:]\n"
-        "out = serve(images=tf.constant([open(f, 'rb').read() for f in files]))\n"
-        "assert out['scores'].dtype == tf.float32 and out['captions'].shape == (len(files),)\n"
-        "print(json.dumps({'captions': [c.decode() for c in out['captions'].numpy()],\n"
-        "                  'scores': out['scores'].numpy().tolist(),\n"
-        "                  'captioner_loaded': any(m.startswith('captioner') for m in sys.modules)}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script, str(out), *map(str, photos)], cwd=tmp_path_factory.mktemp("elsewhere"),
+    return out
+
+
+def serve(savedmodel: Path, files: list[Path], where: Path) -> dict:
+    """The SavedModel's answer to one request of these files, in a process without captioner."""
+    done = subprocess.run([sys.executable, "-c", SERVE, str(savedmodel), *map(str, files)], cwd=where,
                           capture_output=True, text=True, timeout=600, check=True)
-    served = json.loads(done.stdout.strip().splitlines()[-1])
-    assert not served["captioner_loaded"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_savedmodel_captions_like_caption_in_a_process_without_captioner(tmp_path, savedmodel,
+                                                                            bundled, photos):
+    served = serve(savedmodel, photos, tmp_path)
+    assert not served["captioner_loaded"] and served["errors"] == [""] * len(photos)
     free = bundled.caption_items(photos, progress=False, guided=False)
     assert served["captions"] == [row["caption"] for row in free]
     # The graph's resize matches Pillow's to a rounding step on some pixels, not bit for bit.
@@ -77,6 +90,34 @@ def test_the_savedmodel_captions_like_caption_in_a_process_without_captioner(tmp
                 dropped = caption_objects(served["captions"][i]) - caption_objects(row["caption"])
                 assert named or dropped, (served["captions"][i], row)
         assert changed < len(real), "guidance should leave some captions as they were"
+
+def test_the_savedmodel_refuses_bad_images_one_by_one_and_composites_alpha_on_white(
+        tmp_path, savedmodel, bundled, sample_photos):
+    """A request holding a decompression bomb and a file that is no image: those two rows get
+    an error, the others their captions; a transparent PNG is read on white, as caption reads it."""
+    import struct
+
+    from PIL import Image
+
+    rgba = np.zeros((120, 160, 4), np.uint8)
+    rgba[..., 2], rgba[..., 3] = 180, np.linspace(0, 255, 160).astype(np.uint8)[None, :]
+    rgba[40:80, 60:100] = (20, 160, 40, 255)
+    clear = tmp_path / "clear.png"
+    Image.fromarray(rgba, "RGBA").save(clear)
+    bomb = tmp_path / "bomb.png"  # a header claiming 100,000 x 100,000 pixels, nothing after
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR"
+                     + struct.pack(">II", 100_000, 100_000) + b"\x08\x02\x00\x00\x00")
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    files = [sample_photos[0], bomb, clear, text]
+    served = serve(savedmodel, files, tmp_path)
+    assert served["errors"][0] == served["errors"][2] == ""
+    assert served["errors"][1].startswith("too many pixels (100000 x 100000")
+    assert served["errors"][3] == "not an image (JPEG, PNG, GIF or BMP)"
+    assert served["captions"][1] == served["captions"][3] == "" and served["scores"][1] is None
+    free = bundled.caption_items([sample_photos[0], clear], progress=False, guided=False)
+    assert [served["captions"][0], served["captions"][2]] == [row["caption"] for row in free]
+
 
 @pytest.fixture(scope="module")
 def tflite_folder(tmp_path_factory, bundled):

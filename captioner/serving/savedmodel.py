@@ -4,8 +4,13 @@ Everything runs inside the graph, so the model loads with ``tf.saved_model.load`
 TensorFlow Serving) where captioner is not installed: JPEG/PNG/GIF/BMP decoding, the resize to
 the encoder's input (bicubic with antialiasing, as Pillow's resize), the encoder, and the
 decoder's beam search (captioner.serving.graph_search) with the beam and length penalty the
-bundle's card chose. Two things of the Python path stay outside: EXIF orientation, and guided
-captions (the tags' constraints); the README gives the measured agreement with ``caption``.
+bundle's card chose. As ``caption`` does, transparency is composited on white, and an image
+that is no JPEG/PNG/GIF/BMP, whose header is cut short, or that has more pixels than
+``load_image`` accepts is refused from its header, before decoding: its row gets an error and
+no caption while the rest of the request is captioned (a body corrupt past a valid header
+still fails the request). Two things of the Python path stay outside: EXIF orientation, and
+guided captions (the tags' constraints and held-back objects); tests/test_serving.py measures
+the agreement with ``caption``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from captioner.captioning.ensemble import Ensemble
 from captioner.captioning.search import DEFAULT_MAX_LENGTH
+from captioner.data.images import DEFAULT_MAX_PIXELS
 from captioner.errors import CaptionerError
 from captioner.serving.graph_search import beam_search_graph, ids_to_text
 
@@ -25,7 +31,8 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
                       length_penalty: float | None = None) -> Path:
     """Write ``captioner`` to the new folder ``out`` as a SavedModel with the signature
     ``serving_default``: ``images`` (tf.string [None]) -> ``captions`` (tf.string [None]),
-    ``scores`` (tf.float32 [None], mean log-probability per word)."""
+    ``scores`` (tf.float32 [None], mean log-probability per word), ``errors`` (tf.string
+    [None]: "" for a captioned image, else why it was refused; its caption "", score NaN)."""
     import keras
     import tensorflow as tf
 
@@ -38,23 +45,31 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
     words = tf.constant(list(captioner.vocab.id_to_word))
 
     def pixels(data):
-        image = tf.cond(tf.io.is_jpeg(data), lambda: _jpeg(data, size),
-                        lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+        image = tf.cond(tf.io.is_jpeg(data), lambda: _jpeg(data, size), lambda: _on_white(data))
         image = tf.cast(tf.ensure_shape(image, [None, None, 3]), tf.float32)
         image = _reduce(image, tf.reduce_min(tf.shape(image)[:2]) // size)
         # Pillow resizes rows, then columns, rounding to bytes in between.
         image = _to_bytes(tf.image.resize(image, [tf.shape(image)[0], size], "bicubic", antialias=True))
         return _to_bytes(tf.image.resize(image, [size, size], "bicubic", antialias=True))
 
+    def checked(data):
+        """The image's pixels, or blank ones and why it is refused (decoded only if it passes)."""
+        problem = _problem(data, DEFAULT_MAX_PIXELS)
+        image = tf.cond(problem == "", lambda: pixels(data), lambda: tf.zeros([size, size, 3]))
+        return image, problem
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve(images):
-        batch = tf.map_fn(pixels, images, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        batch, problems = tf.map_fn(checked, images, fn_output_signature=(
+            tf.TensorSpec([size, size, 3], tf.float32), tf.TensorSpec([], tf.string)))
         features = encoder.model(batch, training=False)[kind]
         if kind == "spatial":  # (N, h, w, C) as (N, regions, C), what an attention decoder reads
             features = tf.reshape(features, [tf.shape(features)[0], -1, features.shape[-1]])
         ids, scores, _ = beam_search_graph(decoder, features, settings["beam"], DEFAULT_MAX_LENGTH,
                                            settings["length_penalty"])
-        return {"captions": ids_to_text(ids, words), "scores": scores}
+        fine = problems == ""
+        return {"captions": tf.where(fine, ids_to_text(ids, words), ""),
+                "scores": tf.where(fine, scores, float("nan")), "errors": problems}
 
     archive = keras.export.ExportArchive()
     archive.track(encoder.model)
@@ -68,6 +83,59 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _problem(data, max_pixels: int):
+    """Why the graph refuses an image ("" when it does not), from its header alone: not a
+    JPEG, PNG, GIF or BMP, a header cut short, or more pixels than ``max_pixels`` (a
+    decompression bomb is refused before it is decoded, as ``load_image`` refuses it)."""
+    import tensorflow as tf
+
+    head = tf.io.decode_raw(tf.strings.substr(data + tf.constant("\0" * 26), 0, 26), tf.uint8)
+    head = tf.cast(head, tf.int64)
+
+    def number(start, count, big_endian):
+        digits = head[start : start + count]
+        digits = digits if big_endian else tf.reverse(digits, [0])
+        return tf.reduce_sum(digits * tf.constant([256 ** (count - 1 - i) for i in range(count)], tf.int64))
+
+    def signed32(start):  # a BMP height is negative for top-down rows
+        value = number(start, 4, False)
+        return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
+
+    magic = tf.strings.substr(data, 0, 4)
+    jpeg, png = tf.io.is_jpeg(data), tf.equal(magic, b"\x89PNG")
+    gif, bmp = tf.equal(tf.strings.substr(data, 0, 3), b"GIF"), tf.equal(tf.strings.substr(data, 0, 2), b"BM")
+    needed = tf.where(png, 24, tf.where(gif, 10, tf.where(bmp, 26, 0)))
+    known = jpeg | png | gif | bmp
+    short = tf.strings.length(data) < tf.cast(needed, tf.int32)
+    sides = tf.case([(png, lambda: tf.stack([number(16, 4, True), number(20, 4, True)])),
+                     (gif, lambda: tf.stack([number(6, 2, False), number(8, 2, False)])),
+                     (bmp, lambda: tf.stack([number(18, 4, False), signed32(22)]))],
+                    default=lambda: tf.zeros([2], tf.int64))
+    sides = tf.cond(jpeg & ~short, lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64),
+                    lambda: sides)
+    pixels = sides[0] * sides[1]
+    return tf.case([
+        (~known, lambda: tf.constant("not an image (JPEG, PNG, GIF or BMP)")),
+        (short, lambda: tf.constant("the image's header is cut short")),
+        (pixels > max_pixels, lambda: tf.strings.format(
+            "too many pixels ({} x {}; at most {} in all)", (sides[1], sides[0], max_pixels))),
+    ], default=lambda: tf.constant(""))
+
+
+def _on_white(data):
+    """A PNG, GIF or BMP as RGB, transparency composited on white (as ``load_image`` does)."""
+    import tensorflow as tf
+
+    def composited():
+        rgba = tf.cast(tf.io.decode_image(data, channels=4, expand_animations=False), tf.float32)
+        alpha = rgba[..., 3:] / 255.0
+        return tf.cast(_to_bytes(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)), tf.uint8)
+
+    gif = tf.equal(tf.strings.substr(data, 0, 3), b"GIF")  # TensorFlow decodes GIFs as RGB only
+    return tf.cond(gif, lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+                   composited)
 
 
 def _jpeg(data, size: int):
