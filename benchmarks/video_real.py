@@ -12,26 +12,18 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-VIDEO = ROOT.parent / "shared" / "data" / "video_mini"
+from real_clips import VIDEO, default_tagger, msvd_captions
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="image captioner bundle (default: the bundled one)")
-    args = parser.parse_args()
-    if not VIDEO.is_dir():
-        print(f"skipped: {VIDEO} is absent (the real clips live in ../shared/data)")
+    tagger = default_tagger(__doc__.splitlines()[0])
+    if tagger is None:
         return 0
-    sys.path.insert(0, str(ROOT))
-    from captioner import Captioner, TagOptions, VideoTagger
+    from captioner import TagOptions
     from captioner.data.text import tokenize
     from captioner.data.video import probe
     from captioner.data.video_labels import read_video_labels
@@ -40,7 +32,6 @@ def main() -> int:
     from captioner.video.tagger import clip_features
     from captioner.video.train import fit_clip_model, predict_tags, tag_matrix
 
-    tagger = VideoTagger(Captioner.load(args.model)) if args.model else VideoTagger.default()
     records = read_video_labels(VIDEO / "kinetics")
     names = sorted({t for r in records for t in r.tags})
     clips = [clip_features(r.path, tagger.encoder, fps=2.0) for r in records]
@@ -53,7 +44,7 @@ def main() -> int:
         hits.append(int(predict_tags(model, [clips[i]], config.max_frames)[0].argmax() == labels[i].argmax()))
     print(f"Kinetics leave-one-out ({', '.join(names)}): {sum(hits)}/{len(hits)} correct")
 
-    msvd = {e["id"]: e["caption"] for e in json.loads((VIDEO / "msvd" / "testing_label.json").read_text())}
+    msvd = msvd_captions()
     hyps, refs, overlap = {mode: {} for mode in CLIP_CAPTIONS}, {}, []
     for path in sorted((VIDEO / "msvd" / "video").iterdir()):
         length = probe(path).duration

@@ -20,15 +20,12 @@ others, which no choice has seen. Twelve clips in all: the figures are anecdotes
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-VIDEO = ROOT.parent / "shared" / "data" / "video_mini"
+from real_clips import VIDEO, default_tagger, msvd_captions
 MIN_NAMED = 3
 TOP_K = 5
 TRIED = (1, 3, 5, None)  # top frames averaged; None: every frame (the plain mean)
@@ -87,21 +84,16 @@ def name(way) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="image captioner bundle (default: the bundled one)")
-    args = parser.parse_args()
-    if not VIDEO.is_dir():
-        print(f"skipped: {VIDEO} is absent (the real clips live in ../shared/data)")
+    tagger = default_tagger(__doc__.splitlines()[0])
+    if tagger is None:
         return 0
-    sys.path.insert(0, str(ROOT))
-    from captioner import Captioner, TagOptions, VideoTagger
+    from captioner import TagOptions
     from captioner.data.video_labels import read_video_labels
     from captioner.encoders.features import as_regions
     from captioner.video.default_tags import TOP_FRAMES, clip_tags
 
-    tagger = VideoTagger(Captioner.load(args.model)) if args.model else VideoTagger.default()
     options = TagOptions(fps=1.0)
-    msvd = {e["id"]: e["caption"] for e in json.loads((VIDEO / "msvd" / "testing_label.json").read_text())}
+    msvd = msvd_captions()
     clips = [(p, "msvd", msvd[p.name]) for p in sorted((VIDEO / "msvd" / "video").iterdir())]
     kinetics = sorted(read_video_labels(VIDEO / "kinetics"), key=lambda r: (r.tags, str(r.path)))
     clips += [(r.path, "kinetics", r.tags[0]) for r in kinetics]
