@@ -179,6 +179,8 @@ class FakeCaptioner:
         return None
 
     def caption_tagged(self, regions, tags):
+        # No tags means free captions: an empty tag list would hold back every object word.
+        assert tags is None, "frames without tags must be captioned unguided"
         return self.caption_features(regions)
 
     def caption_views(self, regions, tags=None):

@@ -167,8 +167,8 @@ class VideoTagger:
             part = {kind: np.asarray(outputs[kind][start : start + CAPTION_BATCH], np.float32) for kind in kinds}
             batch = as_regions(part[read])
             objects = outputs[OBJECTS][start : start + CAPTION_BATCH] if OBJECTS in outputs else None
-            tags = self.captioner.tags_of(part, objects) or [[] for _ in batch]
-            frame_tags += tags
+            tags = self.captioner.tags_of(part, objects)  # None without an ImageNet head
+            frame_tags += tags if tags is not None else [[] for _ in batch]
             frame_captions += [c.text for c in self.captioner.caption_tagged(batch, tags)]
         return frame_tags, frame_captions
 
