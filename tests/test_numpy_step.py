@@ -60,14 +60,33 @@ def test_finished_images_leave_the_batch_without_changing_any_caption(kind, monk
     decoder.logits.bias.assign(bias)
     fast = numpy_decoder(decoder)
     features = np.random.default_rng(7).random((12, *shape), dtype="float32")
-    shrunk = []
-    take = search._take
+    shrunk = []  # greedy: the rows kept when it drops finished ones; beam: the rows stepped
+    take, step = search._take, search._step
     monkeypatch.setattr(search, "_take", lambda states, rows: shrunk.append(len(rows)) or take(states, rows))
     for run in (lambda f: greedy(fast, VOCAB, f, max_length=12),
                 lambda f: beam_search(fast, VOCAB, f, width=3, max_length=12)):
         together = run(features)
         assert shrunk, "no image finished early: the batch was never made smaller"
+        monkeypatch.setattr(search, "_step", lambda d, t, *rest: shrunk.append(len(t)) or step(d, t, *rest))
         shrunk.clear()
         alone = [run(features[i : i + 1])[0] for i in range(len(features))]
         assert [c.text for c in together] == [c.text for c in alone]
         assert [c.score for c in together] == pytest.approx([c.score for c in alone], abs=1e-5)
+        shrunk.clear()
+    if kind == "attention":  # the beams of settled images leave too (show-tell's all run to the end)
+        run(features)
+        assert 3 * len(features) in shrunk and min(shrunk[1:]) < 3 * len(features), shrunk
+
+
+def test_hypotheses_reading_their_image_once_get_the_step_of_one_copy_per_row():
+    decoder, shape = _decoder("attention", seed=8)
+    fast = numpy_decoder(decoder)
+    features = np.random.default_rng(9).random((3, *shape), dtype="float32")
+    images = np.array([2, 0, 2, 2, 1, 0])  # rows in any order, images of different counts
+    tokens = np.array([Vocabulary.START_ID, 5, 6, 7, 8, 9])
+    shared, rows = fast.initial_state(features, shared=True), fast.initial_state(features)
+    rows = [s[images] for s in rows]
+    shared[:2] = rows[:2]
+    by_image, _ = fast.step(tokens, shared, images)
+    per_row, _ = fast.step(tokens, rows)
+    np.testing.assert_allclose(by_image, per_row, atol=1e-5)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from captioner.captioning.config import TrainConfig
-from captioner.captioning.search import PROBE_WORDS, _best, beam_search, greedy
+from captioner.captioning.search import PROBE_WORDS, _Machine, _ranked, beam_search, greedy
 from captioner.captioning.train import build_decoder
 from captioner.data.text import Vocabulary
 
@@ -155,19 +155,57 @@ def test_an_unsatisfiable_constraint_falls_back_to_the_free_caption(tiny):
     assert [c.score for c in stuck] == [c.score for c in free]
 
 
-@pytest.mark.parametrize("size", [7, PROBE_WORDS + 300])
-def test_best_candidates_equal_a_full_sort_with_ties_and_dead_rows(size):
+def _walk_reference(totals, slots, constraints, k):
+    """The ranking the search promises, the slow way: per image and target state, every
+    candidate landing there sorted by value then (slot, word), walked until k carry on."""
+    m, size = 1 << max(len(c) for c in constraints), totals.shape[1]
+    taken = set()
+    for i, sets in enumerate(constraints):
+        meets = np.zeros(size, dtype=int)
+        for bit, words in enumerate(sets):
+            meets[list(words)] |= 1 << bit
+        for target in range(m):
+            landing = sorted((-totals[r, w], slots[r] * size + w, r, w) for r in range(len(slots))
+                             if slots[r] // (m * k) == i for w in range(size)
+                             if slots[r] // k % m | meets[w] == target and np.isfinite(totals[r, w]))
+            carried = 0
+            for rank, (value, _, r, w) in enumerate(landing[: 2 * k]):
+                if carried == k:
+                    break
+                ends = w == Vocabulary.END_ID
+                if not ends or target == (1 << len(sets)) - 1:
+                    slot = -1 if ends else (i * m + target) * k + carried
+                    taken.add((r, w, -value, slot, ends))
+                carried += not ends
+    return taken
+
+
+@pytest.mark.parametrize("size", [9, PROBE_WORDS + 300])
+def test_the_ranking_equals_a_full_sort_per_target_state_with_ties(size):
     rng = np.random.default_rng(size)
-    candidates = rng.integers(-40, 0, size=(5, 3, size)).astype("float32")  # many ties
-    candidates[0, 1:] = -np.inf  # dead hypotheses
-    candidates[1] = -np.inf  # an image with no candidate at all
-    candidates[2, :, : min(size, PROBE_WORDS)] = -np.inf  # nothing among the probed words
-    candidates[2, 0, -1] = 5.0
-    candidates[3, 2, -3:] = 9.0  # the best words lie beyond the probed ones
-    for count in (1, 6):
-        value, flat = _best(candidates, count)
-        for image in range(5):
-            row = candidates[image].ravel()
-            expected = sorted((-v, i) for i, v in enumerate(row) if np.isfinite(v))[:count]
-            got = [(-v, i) for v, i in zip(value[image], flat[image]) if np.isfinite(v)]
-            assert got == [(float(v), i) for v, i in expected]
+    k, constraints = 2, [[{5, 6}, {7}], [{8}], [], [{5}, {6, 8}]]  # images of 2, 1, 0, 2 constraints
+    m = 4
+    slots = np.array([s for s in range(len(constraints) * m * k) if rng.random() < 0.7])
+    totals = rng.integers(-30, 0, size=(len(slots), size)).astype(float)  # many ties
+    totals[:, : min(size, PROBE_WORDS)][rng.random((len(slots), min(size, PROBE_WORDS))) < 0.3] = -np.inf
+    totals[1, :] = -np.inf  # a row with nothing left
+    totals[2, -3:] = 9.0  # the best words lie beyond the probed ones
+    totals[:, Vocabulary.END_ID] = rng.integers(-3, 0, size=len(slots))  # hypotheses end, and tie
+    row, word, value, slot, ends = _ranked(totals.copy(), slots, _Machine(constraints), k)
+    got = {(int(r), int(w), float(v), int(s) if not e else -1, bool(e))
+           for r, w, v, s, e in zip(row, word, value, slot, ends)}
+    assert got == _walk_reference(totals, slots, constraints, k)
+    assert len(got) == len(row)
+
+
+def test_images_of_different_constraints_search_in_one_batch_as_they_would_apart(tiny):
+    decoder, vocab, features = tiny
+    per_image = [[_ids(vocab, "red")], [], [_ids(vocab, "blue"), _ids(vocab, "green", "red")],
+                 [_ids(vocab, "red"), _ids(vocab, "blue")]]
+    together = beam_search(decoder, vocab, features, width=2, max_length=MAX_LENGTH,
+                           image_constraints=per_image)
+    apart = [beam_search(decoder, vocab, features[i : i + 1], width=2, max_length=MAX_LENGTH,
+                         constraints=c)[0] for i, c in enumerate(per_image)]
+    assert [c.text for c in together] == [c.text for c in apart]
+    assert [c.score for c in together] == pytest.approx([c.score for c in apart], abs=1e-6)
+    assert {"blue", "red"} <= set(together[3].text.split())

@@ -52,11 +52,15 @@ class _Lstm:
         self.table = None if words is None else words @ kernel[: words.shape[1]] + self.bias
         self.kernel = kernel if words is None else kernel[words.shape[1]:]
 
-    def __call__(self, x: np.ndarray | None, h: np.ndarray, c: np.ndarray, tokens=None):
-        """``x``: the input, or (with the table) what follows the word's embedding in it."""
+    def __call__(self, x: np.ndarray | None, h: np.ndarray, c: np.ndarray, tokens=None,
+                 product: np.ndarray | None = None):
+        """``x``: the input, or (with the table) what follows the word's embedding in it;
+        ``product``: instead of ``x``, its product with the kernel when already known."""
         z = h @ self.recurrent
         z += self.bias if self.table is None else self.table[tokens]
-        if x is not None and x.shape[-1]:
+        if product is not None:
+            z += product
+        elif x is not None and x.shape[-1]:
             z += x @ self.kernel
         i, f, g, o = np.split(z, 4, axis=-1)
         c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
@@ -64,8 +68,10 @@ class _Lstm:
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    """In place (the logits are the step's own): the largest arrays of a step, so no copies."""
+    logits -= logits.max(-1, keepdims=True)
+    logits -= np.log(np.exp(logits).sum(-1, keepdims=True))
+    return logits
 
 
 class _Step:
@@ -77,7 +83,9 @@ class _Step:
 
     def _log_probs(self, h: np.ndarray) -> np.ndarray:
         kernel, bias = self.logits
-        return _log_softmax(h @ kernel + bias)
+        logits = h @ kernel
+        logits += bias
+        return _log_softmax(logits)
 
 
 class ShowTellStep(_Step):
@@ -117,25 +125,55 @@ class AttentionStep(_Step):
         self.score, self.gate = _dense(decoder.score), _dense(decoder.gate)
         self.cell = _Lstm(decoder.cell, self.embeddings)
 
-    def initial_state(self, features) -> list:
+    steps_by_image = True  # ``step`` can read the fixed states once per image (``images``)
+
+    def initial_state(self, features, shared: bool = False) -> list:
+        """``shared``: the search keeps the fixed states once per image for all its hypotheses
+        (and gives ``step`` each row's image). The map then travels multiplied by the LSTM's
+        input kernel: a row's input product is its gated attention over the regions of that
+        (regions, 4 x units) array, where it would multiply a context by the (channels,
+        4 x units) kernel; the same sum in another order (float rounding differs)."""
         maps = np.asarray(features, dtype="float32")
         mean = maps.mean(axis=1)
         (kh, bh), (kc, bc), (kp, bp) = self.init_h, self.init_c, self.map_projection
-        return [np.tanh(mean @ kh + bh), mean @ kc + bc, maps, maps @ kp + bp]
+        return [np.tanh(mean @ kh + bh), mean @ kc + bc, maps @ self.cell.kernel if shared else maps,
+                maps @ kp + bp]
 
-    def attend(self, h: np.ndarray, maps: np.ndarray, projected: np.ndarray):
-        """Attention weights (B, R) and the gated context (B, D), as the Keras ``attend``."""
+    def weights(self, h: np.ndarray, projected: np.ndarray):
+        """Attention weights (B, R) and the context's gate (B, 1), as the Keras ``attend``."""
         (ks, bs), (kw, bw), (kg, bg) = self.state_projection, self.score, self.gate
         hidden = projected + (h @ ks + bs)[:, None]  # (B, R, A): the step's largest array,
         np.tanh(hidden, out=hidden)  # so made once, and scored as one matrix-vector product
         scores = (hidden.reshape(-1, hidden.shape[-1]) @ kw[:, 0]).reshape(hidden.shape[:2]) + bw[0]
         alpha = np.exp(scores - scores.max(-1, keepdims=True))
         alpha /= alpha.sum(-1, keepdims=True)
-        context = np.einsum("br,brd->bd", alpha, maps)
-        return alpha, _sigmoid(h @ kg + bg) * context
+        return alpha, _sigmoid(h @ kg + bg)
 
-    def step(self, tokens, states):
+    def attend(self, h: np.ndarray, maps: np.ndarray, projected: np.ndarray):
+        """Attention weights (B, R) and the gated context (B, D), as the Keras ``attend``."""
+        alpha, gate = self.weights(h, projected)
+        return alpha, gate * np.einsum("br,brd->bd", alpha, maps)
+
+    def step(self, tokens, states, images: np.ndarray | None = None):
+        """``images``: per row, the row of the fixed states (made ``shared``) that it reads."""
         h, c, maps, projected = states
-        _, context = self.attend(h, maps, projected)
-        h, c = self.cell(context, h, c, np.asarray(tokens))
+        tokens = np.asarray(tokens)
+        if images is None:
+            _, context = self.attend(h, maps, projected)
+            h, c = self.cell(context, h, c, tokens)
+        else:
+            alpha, gate = self.weights(h, projected[images])
+            h, c = self.cell(None, h, c, tokens, product=gate * _by_image(alpha, images, maps))
         return self._log_probs(h), [h, c, maps, projected]
+
+
+def _by_image(rows: np.ndarray, images: np.ndarray, arrays: np.ndarray) -> np.ndarray:
+    """``rows[b] @ arrays[images[b]]`` for every row, without a copy of an array per row: the
+    rows of each image are gathered into one (padded) matrix, a product per image."""
+    order = np.argsort(images, kind="stable")
+    starts = np.searchsorted(images[order], np.arange(len(arrays)))
+    place = np.empty(len(images), dtype=np.intp)
+    place[order] = np.arange(len(images)) - starts[images[order]]
+    padded = np.zeros((len(arrays), place.max() + 1, rows.shape[1]), rows.dtype)
+    padded[images, place] = rows
+    return np.matmul(padded, arrays)[images, place]

@@ -32,9 +32,12 @@ class Caption:
 NEVER_WRITTEN = (Vocabulary.PAD_ID, Vocabulary.START_ID, Vocabulary.UNK_ID)
 
 
-def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list):
-    logp, states = decoder.step(tokens.astype("int32"), states)
-    logp = np.array(logp)
+def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list, images: np.ndarray | None = None):
+    """The next-word log-probabilities (a writable array) and states; ``images``: per row, the
+    row of the fixed states it reads (a decoder that ``steps_by_image``)."""
+    tokens = tokens.astype("int32")
+    logp, states = decoder.step(tokens, states) if images is None else decoder.step(tokens, states, images)
+    logp = np.require(logp, requirements="W")  # the searches add to it in place
     logp[:, list(NEVER_WRITTEN)] = -np.inf
     return logp, states
 
@@ -117,7 +120,8 @@ def _take(states: list, rows: np.ndarray) -> list:
 def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray, width: int = 3,
                 max_length: int = DEFAULT_MAX_LENGTH, length_penalty: float = 1.0,
                 constraints: Sequence[Iterable[int]] = (),
-                penalties: np.ndarray | None = None) -> list[Caption]:
+                penalties: np.ndarray | None = None,
+                image_constraints: Sequence[Sequence[Iterable[int]]] | None = None) -> list[Caption]:
     """The best caption per image by total log-probability / length ** length_penalty
     (0: no normalisation, 1: per-word mean; the length counts ``<end>``).
 
@@ -130,86 +134,65 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     of which the caption must contain one (synonyms). A finite-state machine tracks which
     constraints a hypothesis has met; each of its states keeps a beam of its own, and only the
     state with all of them met may finish. An image whose constraints cannot all be met within
-    ``max_length`` words gets the free caption instead.
+    ``max_length`` words gets the free caption instead. ``image_constraints``: per image, its
+    own constraints instead (images of different constraints search in one batch).
 
     ``penalties`` (images, vocabulary), added to every step's log-probabilities: words an
     image's tags give no evidence for are held back (guided captions); a caption's score
     includes the penalties of the words it still uses.
     """
-    sets = [frozenset(int(w) for w in c) for c in constraints]
-    n, k, size = len(features), width, decoder.vocab_size
-    meets = np.zeros(size, dtype=int)  # per word: the bit mask of the constraints it meets
-    for bit, words in enumerate(sets):
-        meets[list(words)] |= 1 << bit
-    m = 1 << len(sets)  # machine states: the subsets of constraints met so far
-    goal = m - 1
-    states = _initial(decoder, features)  # every hypothesis starts from its image's one row
+    n, k = len(features), width
+    machine = _Machine([constraints] * n if image_constraints is None else image_constraints)
+    m = machine.states
+    # Only live hypotheses are stepped, as flat (image, machine state, beam) slots: at first one
+    # per image, later none of an image that is done. Fixed states stay one row per image.
+    slots = np.arange(n) * m * k
+    states, fixed, by_image = _beam_initial(decoder, features)
     tokens = np.full(n, Vocabulary.START_ID)
     scores = np.full((n, m, k), -np.inf)
-    scores[:, 0, 0] = 0.0  # all beams start identical, in state 0: expand only one
+    scores[:, 0, 0] = 0.0
     seqs = np.zeros((n, m, k, 0), dtype=int)
     finished: list[list[tuple[float, float, int, list[int]]]] = [[] for _ in range(n)]
-    ids = np.arange(n)  # the images whose hypotheses the arrays below hold, in order
     active = np.ones(n, dtype=bool)
     for length in range(1, max_length + 1):
-        logp, states = _step(decoder, tokens, states)
-        rows_of = (m, k) if length > 1 else (1, 1)  # the first step ran once per image
-        logp = logp.reshape(len(ids), *rows_of, size)
+        image = slots // (m * k)
+        if by_image:
+            logp, states = _step(decoder, tokens, states, image)
+        else:  # the decoder reads one row of every state per hypothesis
+            logp, after = _step(decoder, tokens, [s[image] if j in fixed else s for j, s in enumerate(states)])
+            states = [states[j] if j in fixed else s for j, s in enumerate(after)]
         if penalties is not None:
-            logp = logp + penalties[ids][:, None, None, :]
-        totals = scores[..., None] + logp
-        origin = np.zeros(scores.shape, dtype=int)  # flat (source state, beam) of each new one
-        word = np.full(scores.shape, Vocabulary.PAD_ID)
-        live = np.full(scores.shape, -np.inf)
-        alive = np.flatnonzero(active)
-        for target in range(m):
-            # A word from state s leads to s | meets[word]: keep the candidates landing here.
-            lands = (np.arange(m)[:, None] | meets[None, :]) == target  # (source, word)
-            here = totals[alive]
-            if not lands.all():
-                here = np.where(lands[None, :, None, :], here, -np.inf)
-            # 2k candidates per image: even if k of them end here, k remain to carry on.
-            value, flat = _best(here.reshape(len(alive), m * k, size), 2 * k)
-            beam, w = np.divmod(flat, size)
-            finite, ends = np.isfinite(value), w == Vocabulary.END_ID
-            carries = finite & ~ends
-            before = np.cumsum(carries, axis=1) - carries  # carried candidates ranked above
-            seen = finite & (before < k)  # what a walk down the ranking takes before k carry on
-            a, at = np.nonzero(seen & carries)
-            slot = (alive[a], target, before[a, at])
-            origin[slot], word[slot], live[slot] = beam[a, at], w[a, at], value[a, at]
-            if target == goal:
-                for a, at in zip(*np.nonzero(seen & ends)):
-                    i, (source, b) = alive[a], divmod(int(beam[a, at]), k)
-                    ending = (float(value[a, at]) / length**length_penalty, float(value[a, at]), length,
-                              [*seqs[i, source, b], int(w[a, at])])
-                    done = finished[ids[i]]
-                    done[:] = sorted([*done, ending], key=lambda f: -f[0])[:k]
-        for i in alive:
-            active[i] = not _settled(finished[ids[i]], live[i].ravel(), k, length, max_length,
-                                     length_penalty)
-        rows = np.arange(len(ids))[:, None, None]
-        source, beam = np.divmod(origin, k)
-        seqs = np.concatenate([seqs[rows, source, beam], word[..., None]], axis=3)
-        flat = ((rows * m + source) * k + beam).reshape(-1)
-        # A hypothesis moves within its image's rows, so per-image constants need no gather.
-        fixed = getattr(decoder, "fixed_states", ())
-        if length == 1:  # every hypothesis descends from its image's single row
-            states = [np.repeat(np.asarray(s), m * k, axis=0) for s in states]
-        else:
-            states = [s if j in fixed else np.asarray(s)[flat] for j, s in enumerate(states)]
-        tokens = word.reshape(-1)
+            logp += penalties[image]
+        totals = scores.reshape(-1)[slots, None] + logp
+        row, word, value, slot, ends = _ranked(totals, slots, machine, k)
+        live = np.full(n * m * k, -np.inf)
+        carried = ~ends
+        live[slot[carried]] = value[carried]
+        source = slots[row]
+        history = seqs.reshape(n * m * k, -1)
+        for at in np.flatnonzero(ends):  # candidates that finish: few, and only in goal states
+            i = int(image[row[at]])
+            ending = (float(value[at]) / length**length_penalty, float(value[at]), length,
+                      [*history[source[at]], int(word[at])])
+            finished[i][:] = sorted([*finished[i], ending], key=lambda f: -f[0])[:k]
+        live = live.reshape(n, m, k)
+        for i in np.flatnonzero(active):
+            active[i] = not _settled(finished[i], live[i].ravel(), k, length, max_length, length_penalty)
+        grown = np.zeros((n * m * k, length), dtype=int)
+        grown[slot[carried]] = np.concatenate([history[source[carried]], word[carried, None]], axis=1)
+        seqs = grown.reshape(n, m, k, length)
         scores = np.where(active[:, None, None], live, -np.inf)
-        if not active.any():
+        going = carried & active[slot // (m * k)]  # settled images leave the batch
+        order = np.argsort(slot[going])
+        slots, tokens = slot[going][order], word[going][order]
+        states = [s if j in fixed else np.asarray(s)[row[going][order]] for j, s in enumerate(states)]
+        if not len(slots):
             break
-        if _worth_shrinking(active):  # settled images leave the arrays
-            states = _take(states, np.repeat(active, m * k))
-            ids, tokens, scores, seqs = ids[active], word[active].reshape(-1), scores[active], seqs[active]
-            active = active[active]
     for i in np.flatnonzero(active):  # out of words: the live ones end here, unfinished
+        goal = machine.goal[i]
         for j in np.flatnonzero(np.isfinite(scores[i, goal])):
             total, length = float(scores[i, goal, j]), seqs.shape[3]
-            finished[ids[i]].append((total / length**length_penalty, total, length, list(seqs[i, goal, j])))
+            finished[i].append((total / length**length_penalty, total, length, list(seqs[i, goal, j])))
     captions = [None] * n
     for i, ends in enumerate(finished):
         if ends:
@@ -224,29 +207,86 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     return captions
 
 
-def _best(candidates: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``count`` best of each image's (hypotheses, words) candidates, best first (equal
-    values in index order): values and flat indices, (images, count) each; -inf where an image
-    has fewer finite candidates.
+class _Machine:
+    """The constraints' finite-state machine, per image: a state is the bit mask of the
+    constraints met so far; a word moves a hypothesis to ``state | mask`` of the constraints
+    it meets. Per image, the few words that meet one (``words``, -1 after the last) and their
+    masks; every other word keeps the state."""
 
-    Partitioning every row costs more than the decoder's step for show-and-tell, so a row's
-    ``count``-th best value among its first words (the frequent ones: ids follow frequency) bounds
-    its ``count``-th best from below; the few values above that bound are all that gets sorted."""
-    images, rows, size = candidates.shape
+    def __init__(self, per_image: Sequence[Sequence[Iterable[int]]]):
+        meets = []
+        for constraints in per_image:
+            masks: dict[int, int] = {}
+            for bit, words in enumerate(constraints):
+                for w in words:
+                    masks[int(w)] = masks.get(int(w), 0) | 1 << bit
+            meets.append((sorted(masks.items()), len(constraints)))
+        width = max([len(words) for words, _ in meets], default=0)
+        self.words = np.full((len(meets), width), -1)
+        self.masks = np.zeros((len(meets), width), dtype=int)
+        for i, (words, _) in enumerate(meets):
+            self.words[i, : len(words)] = [w for w, _ in words]
+            self.masks[i, : len(words)] = [mask for _, mask in words]
+        self.goal = np.array([(1 << count) - 1 for _, count in meets], dtype=int)
+        self.states = 1 << max([count for _, count in meets], default=0)
+
+
+def _beam_initial(decoder, features):
+    """The start states (fixed ones a row per image), the fixed states' indices, and whether the
+    decoder's step reads them by image (else the search gives it one row per hypothesis)."""
+    by_image = getattr(decoder, "steps_by_image", False)
+    features = np.asarray(features, dtype="float32")
+    states = decoder.initial_state(features, shared=True) if by_image else decoder.initial_state(features)
+    states = [np.asarray(s) for s in states]
+    return states, set(getattr(decoder, "fixed_states", ())), by_image
+
+
+def _ranked(totals: np.ndarray, slots: np.ndarray, machine: _Machine, k: int):
+    """Each image's next hypotheses from the live ones' candidates ``totals`` (rows, words):
+    per (image, target state), a walk down the ranking (best first, equal values in slot then
+    word order) that takes candidates until ``k`` carry on; those that end count only in the
+    image's goal state. Returns, per candidate taken: its row, word, value, the slot it fills
+    (for one that ends: its image's), and whether it ends.
+
+    Only the top 2k of a target state can be taken (at most k of them end: ``<end>`` meets no
+    constraint). Words that meet one of the image's constraints are taken aside (few); the
+    rest keep the state, and a row's 2k-th best value among its first words (the frequent
+    ones: ids follow frequency) bounds the rest from below, so only the few values above that
+    bound are ranked."""
+    count = 2 * k
+    size = totals.shape[1]
+    m = machine.states
+    image, state = slots // (m * k), slots // k % m
+    own = machine.words[image]
+    c_row, c_at = np.nonzero(own >= 0)
+    c_word = own[c_row, c_at]
+    c_value = totals[c_row, c_word]
+    c_target = state[c_row] | machine.masks[image[c_row], c_at]
+    totals[c_row, c_word] = -np.inf
     probe = min(size, PROBE_WORDS)
-    first = candidates[..., :probe]
-    floor = -np.partition(-first, count - 1, axis=-1)[..., count - 1 : count] if count <= probe \
-        else np.full((images, rows, 1), -np.inf, candidates.dtype)
-    image, flat = np.nonzero(((candidates >= floor) & (candidates > -np.inf)).reshape(images, -1))
-    value = candidates.reshape(images, -1)[image, flat]
-    order = np.lexsort((flat, -value, image))  # by image, then best first
-    image, flat, value = image[order], flat[order], value[order]
-    rank = np.arange(len(image)) - np.searchsorted(image, image)  # place within its image
-    keep = rank < count
-    best = np.full((images, count), -np.inf, candidates.dtype)
-    where = np.zeros((images, count), dtype=np.intp)
-    best[image[keep], rank[keep]], where[image[keep], rank[keep]] = value[keep], flat[keep]
-    return best, where
+    floor = np.full((len(totals), 1), -np.finfo(totals.dtype).max)  # -inf never passes
+    if count <= probe:
+        floor = np.maximum(floor, -np.partition(-totals[:, :probe], count - 1, axis=-1)[:, count - 1:count])
+    p_row, p_word = np.nonzero(totals >= floor)
+    row, word = np.concatenate([p_row, c_row]), np.concatenate([p_word, c_word])
+    value = np.concatenate([totals[p_row, p_word], c_value])
+    target = np.concatenate([state[p_row], c_target])
+    finite = value > -np.inf
+    row, word, value, target = row[finite], word[finite], value[finite], target[finite]
+    group = image[row] * m + target  # (image, target state)
+    order = np.lexsort((slots[row] * size + word, -value, group))
+    row, word, value, group = row[order], word[order], value[order], group[order]
+    first = np.searchsorted(group, group)
+    top = np.arange(len(group)) - first < count
+    row, word, value, group, first = row[top], word[top], value[top], group[top], first[top]
+    first = np.searchsorted(group, group)
+    carries = word != Vocabulary.END_ID
+    before = np.cumsum(carries) - carries  # carried candidates ranked above, in the group...
+    before = before - before[first]  # ...counted from the group's start
+    goal = machine.goal[group // m] == group % m
+    take = (before < k) & (carries | goal)
+    slot = group * k + np.minimum(before, k - 1)
+    return row[take], word[take], value[take], slot[take], ~carries[take]
 
 
 def _settled(finished: list, live: np.ndarray, k: int, length: int, max_length: int,
