@@ -106,37 +106,26 @@ def test_keras_backbones_see_pixels_as_their_family_preprocesses_them(name):
     np.testing.assert_allclose(np.asarray(fed(pixels)), expected, rtol=1e-5, atol=1e-3)
 
 
-def test_converted_encoders_are_rebuilt_when_their_code_changes(tmp_path, monkeypatch):
-    """The .weights.h5 and .tflite caches sit in a folder named by the conversion code's hash."""
+def test_a_cold_start_converts_once_and_a_warm_one_needs_no_keras(tmp_path, monkeypatch, capfd):
+    """The first load converts Lite0 to TFLite (about 30 s) and says so; the next one is quiet,
+    runs the cached file without building the Keras model, and gives the same features. The
+    cache folder is named by the conversion code's hash, so changed code converts anew."""
     from pathlib import Path
 
     from captioner.encoders import registry
 
     monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
-    get_encoder()
+    cold = get_encoder()
+    assert capfd.readouterr().err.startswith("preparing the efficientnet_lite0 encoder for this machine")
+    warm = get_encoder()
+    assert capfd.readouterr().err == ""
+    assert warm._model is None and warm.outputs == cold.outputs  # shapes read from the file
+    assert warm.layers_digest == cold.layers_digest  # the feature cache's key, without Keras
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
+    np.testing.assert_array_equal(warm.encode(pixels)["pooled"], cold.encode(pixels)["pooled"])
+
     first = {p.parent.name for p in (tmp_path / "encoders").rglob("*.tflite")}
     real = Path.read_bytes
     monkeypatch.setattr(Path, "read_bytes",
                         lambda p: real(p) + (b"# changed" if p.name == "tflite_runner.py" else b""))
     assert registry.code_digest(*registry.CONVERSION_CODE) not in first
-
-
-def test_a_cold_start_says_once_that_it_prepares_the_encoder(tmp_path, monkeypatch, capfd):
-    """The first load converts Lite0 to TFLite (about 30 s): it says so; a cached file is quiet."""
-    from captioner.encoders import registry, tflite_runner
-
-    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
-    monkeypatch.setattr(registry, "load_lite0", lambda weights, folder: (object(), "imagenet:stem"))
-
-    def runner_for(model, path):  # the slow conversion, stood in for: the cached file appears
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"converted")
-        return "runner"
-
-    monkeypatch.setattr(tflite_runner, "runner_for", runner_for)
-    assert get_encoder().runner == "runner"
-    assert capfd.readouterr().err == ("preparing the efficientnet_lite0 encoder for this machine "
-                                      "(once, about 30 s)...\n")
-    assert get_encoder().runner == "runner"
-    assert capfd.readouterr().err == ""

@@ -1,6 +1,6 @@
 """Image files to encoder features, in batches, with an on-disk cache.
 
-Decoding and resizing run in tf.data worker threads while the CNN works on the previous
+Decoding and resizing run in worker threads while the CNN works on the previous
 batch. Each feature is cached under the SHA-256 of the file's bytes, the feature kind and a
 fingerprint of everything that makes the numbers: the encoder's name, weights and layer
 configuration, and the code that decodes, resizes and encodes. A second run over the same
@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,12 +54,7 @@ def cacheable(encoder: Encoder) -> bool:
 def encoder_fingerprint(encoder: Encoder) -> str:
     """A short hash of what makes this encoder's features: weights, layers, code."""
     digest = hashlib.sha256(f"{encoder.name}|{encoder.weights_id}|{encoder.input_size}".encode())
-    layers = getattr(encoder, "_layers_digest", None)
-    if layers is None:  # kept on the encoder: the config takes 60 ms, and every video asks
-        layers = hashlib.sha256(json.dumps(encoder.model.get_config(), sort_keys=True,
-                                           default=str).encode()).hexdigest()
-        encoder._layers_digest = layers
-    digest.update(layers.encode())
+    digest.update(encoder.layers_digest.encode())
     digest.update(code_digest(*_FEATURE_CODE).encode())
     return digest.hexdigest()[:16]
 
@@ -115,7 +112,7 @@ def extract_features(
     ok = [i for i in range(len(paths)) if i in found]
     stacked = {
         k: np.stack([found[i][k] for i in ok]).astype(np.float32) if ok
-        else np.zeros((0, *_shape(encoder, k)), np.float32)
+        else np.zeros((0, *encoder.outputs[k]), np.float32)
         for k in kinds
     }
     return FeatureResult(
@@ -143,7 +140,7 @@ def feature_matrix(paths: list[Path], encoder: Encoder, kind: str, batch_size: i
                              [(paths[i], reason) for i, reason in done["errors"]])
     errors: dict[int, str] = {}
     folder.mkdir(parents=True, exist_ok=True)
-    shape = (len(paths), *_shape(encoder, kind))
+    shape = (len(paths), *encoder.outputs[kind])
     with atomic_path(matrix, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
         for i, features in iter_features(paths, encoder, (kind,), batch_size, True, progress, errors,
@@ -185,10 +182,10 @@ def iter_features(paths: list, encoder: Encoder, kinds: tuple[str, ...], batch_s
     caller has them already (None: unreadable). In-memory images (pixels, or the bytes of an
     ``EncodedImage``) are encoded every time: they have no file to hash, and the workers of a
     distributed engine that send bytes share no cache anyway."""
-    unknown = set(kinds) - set(encoder.model.output)
+    unknown = set(kinds) - set(encoder.outputs)
     if unknown:
         raise CaptionerError(
-            f"encoder {encoder.name} has no output {sorted(unknown)}; it has {sorted(encoder.model.output)}"
+            f"encoder {encoder.name} has no output {sorted(unknown)}; it has {sorted(encoder.outputs)}"
         )
     if cache is True:
         store = FeatureCache(encoder) if cacheable(encoder) else None
@@ -233,24 +230,17 @@ def _cached_digest(store: FeatureCache | None, kinds: tuple[str, ...], digests: 
     return check
 
 
-def _shape(encoder: Encoder, kind: str) -> tuple[int, ...]:
-    return tuple(int(d) for d in encoder.model.output[kind].shape[1:])
-
-
 def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=None):
     """Yield (indices, uint8 images, cached) batches in input order, read and decoded in parallel
-    by tf.data worker threads (one per core) while the caller works on the previous batch.
+    by worker threads (one per core) while the caller works on the previous batch.
 
     ``cached(i, read)``, called on each file (``read()`` gives its bytes), may answer True: that
     file is then not decoded (its image is left blank) and its flag in ``cached`` is set. An ``EncodedImage`` is
     decoded from its bytes as the file of its name would be, and never asked about: it is not
     a file. Failures go to ``errors``."""
-    import tensorflow as tf
-
     blank = np.zeros((size, size, 3), np.uint8)
 
     def load(i):
-        i = int(i)
         item = paths[i]
         named = Path(item.name) if isinstance(item, EncodedImage) else item  # errors start with it
         try:
@@ -277,25 +267,27 @@ def read_batches(paths: list, size: int, batch_size: int, errors: dict, cached=N
             errors[i] = str(exc).removeprefix(f"{named}: ")
             return i, blank, -1
 
-    def load_tf(i):
-        index, image, state = tf.numpy_function(load, [i], (tf.int64, tf.uint8, tf.int64), stateful=True)
-        image.set_shape((size, size, 3))
-        return index, image, state
-
-    threads = cores()
-    dataset = (
-        tf.data.Dataset.range(len(paths))
-        .map(load_tf, num_parallel_calls=threads, deterministic=True)
-        .filter(lambda _i, _img, state: state >= 0)
-        .batch(batch_size)
-        .prefetch(2)
-    )
-    options = tf.data.Options()
-    options.threading.private_threadpool_size = threads  # readers get their own threads, no more
-    options.autotune.enabled = False
-    dataset = dataset.with_options(options)
-    for batch_indices, images, states in dataset.as_numpy_iterator():
-        yield [int(i) for i in batch_indices], images, states == 1
+    # Two batches read ahead of the one the caller holds; a caller that stops early (an
+    # interrupt, an error) cancels what has not started yet.
+    pool = ThreadPoolExecutor(cores(), thread_name_prefix="captioner-read")
+    ahead: deque = deque()
+    order = iter(range(len(paths)))
+    try:
+        batch: list[tuple[int, np.ndarray, int]] = []
+        while True:
+            while len(ahead) < 3 * batch_size and (i := next(order, None)) is not None:
+                ahead.append(pool.submit(load, i))
+            if not ahead:
+                break
+            i, image, state = ahead.popleft().result()
+            if state >= 0:
+                batch.append((i, image, state))
+            if batch and (len(batch) == batch_size or not ahead):
+                indices, images, states = zip(*batch)
+                yield list(indices), np.stack(images), np.array(states) == 1
+                batch = []
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def encode_images(images: list[np.ndarray], encoder: Encoder, kinds: tuple[str, ...] = ("pooled",),
@@ -306,7 +298,7 @@ def encode_images(images: list[np.ndarray], encoder: Encoder, kinds: tuple[str, 
         out = encoder.encode(np.stack(images[start : start + batch_size]), kinds)
         for k in kinds:
             parts[k].append(out[k])
-    return {k: np.concatenate(v) if v else np.zeros((0, *_shape(encoder, k)), np.float32)
+    return {k: np.concatenate(v) if v else np.zeros((0, *encoder.outputs[k]), np.float32)
             for k, v in parts.items()}
 
 

@@ -10,10 +10,7 @@ import os
 import re
 from pathlib import Path
 
-import keras
-
 from captioner.encoders.base import Encoder
-from captioner.encoders.layers import PixelNormalization
 from captioner.errors import EncoderError
 
 # name: (constructor, input size, preprocessing inside our graph or None if Keras has its own).
@@ -38,6 +35,10 @@ def keras_models_dir() -> Path:
 
 def build_keras_backbone(name: str, weights: str | None) -> Encoder:
     """A keras.applications backbone without its top, as an Encoder."""
+    import keras
+
+    from captioner.encoders.layers import PixelNormalization
+
     constructor, size, norm = BACKBONES[name]
     kwargs = {"include_top": False, "weights": weights, "input_shape": (size, size, 3)}
     if norm is None and name.startswith("mobilenet_v3"):

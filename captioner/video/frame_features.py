@@ -76,10 +76,10 @@ def frame_features(path: Path, encoder: Encoder, fps: float, kinds: tuple[str, .
     when this file was done before at this rate with this encoder; VideoError if unreadable.
     Setting ``cancel`` (from another thread) ends the pass within a batch, with a CaptionerError."""
     path, kinds = Path(path), tuple(dict.fromkeys(kinds))
-    unknown = set(kinds) - set(encoder.model.output) - {OBJECTS}
+    unknown = set(kinds) - set(encoder.outputs) - {OBJECTS}
     if unknown:
         raise CaptionerError(f"encoder {encoder.name} has no output {sorted(unknown)}; "
-                             f"it has {sorted(encoder.model.output)}")
+                             f"it has {sorted(encoder.outputs)}")
     folder = _entry(path, encoder, fps, kinds) if cache and cacheable(encoder) else None
     if folder is not None:
         found = _load(folder)
