@@ -21,27 +21,27 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import keras
-
 from captioner.data.text import Vocabulary
 from captioner.errors import BundleError
 from captioner.files import finite, json_text, read_json
 
 MODEL_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE = "model.keras", "vocab.json", "tags.json", "card.json"
+STEP_FILE = "model.step.json"  # a caption decoder's plain weights (captioner.captioning.plain_weights)
 CHECKPOINTS = "checkpoints"  # where training keeps its checkpoints until the bundle is written
 MEMBERS = "members"  # an ensemble's decoders after the first, as 1.keras, 2.keras...
-BUNDLE_ENTRIES = {MODEL_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE, CHECKPOINTS, MEMBERS}
+BUNDLE_ENTRIES = {MODEL_FILE, STEP_FILE, VOCAB_FILE, TAGS_FILE, CARD_FILE, CHECKPOINTS, MEMBERS}
 
 
 @dataclass
 class Bundle:
     """The parts of a bundle folder."""
 
-    model: keras.Model
+    model: object  # a keras.Model; None when read without its models (see load_bundle)
     card: dict
     vocab: Vocabulary | None = None
     tags: list[str] | None = None
-    members: list[keras.Model] = field(default_factory=list)  # an ensemble's other decoders
+    members: list = field(default_factory=list)  # an ensemble's other decoders
+    files: list[Path] = field(default_factory=list)  # the model files, the first one's first
 
 
 def make_card(encoder, config, command: str | None, data: dict, problems: list[str], **more) -> dict:
@@ -119,15 +119,21 @@ def save_bundle(folder: Path, bundle: Bundle) -> Path:
     return folder
 
 
-def _save_clean(model: keras.Model, path: Path) -> None:
-    """A fresh, uncompiled copy: the bundle carries weights, not optimizer state."""
+def _save_clean(model, path: Path) -> None:
+    """A fresh, uncompiled copy: the bundle carries weights, not optimizer state; a caption
+    decoder's also as plain arrays, so that captioning needs no Keras."""
     clean = type(model).from_config(model.get_config()).build_for()
     clean.set_weights(model.get_weights())
     clean.save(path)
+    if hasattr(clean, "embedding"):  # a caption decoder (a clip model has none)
+        from captioner.captioning.plain_weights import write_index
+
+        write_index(path, clean)
 
 
-def load_bundle(folder: Path) -> Bundle:
-    """Read a bundle folder; a missing or inconsistent part raises BundleError."""
+def load_bundle(folder: Path, models: bool = True) -> Bundle:
+    """Read a bundle folder; a missing or inconsistent part raises BundleError. Without
+    ``models``, the model files are only listed (``files``), not loaded."""
     folder = Path(folder)
     missing = [f for f in (MODEL_FILE, CARD_FILE) if not (folder / f).is_file()]
     if missing:
@@ -137,8 +143,11 @@ def load_bundle(folder: Path) -> Bundle:
         raise BundleError(f"{folder / CARD_FILE}: the card does not name its encoder")
     vocab = Vocabulary.load(folder / VOCAB_FILE) if (folder / VOCAB_FILE).is_file() else None
     tags = read_json(folder / TAGS_FILE, BundleError) if (folder / TAGS_FILE).is_file() else None
-    model = _load_model(folder / MODEL_FILE)
     member_files = sorted((folder / MEMBERS).glob("*.keras"), key=lambda p: (len(p.name), p.name))
+    files = [folder / MODEL_FILE, *member_files]
+    if not models:
+        return Bundle(None, card, vocab, tags, files=files)
+    model = _load_model(folder / MODEL_FILE)
     members = [_load_model(path) for path in member_files]
     for part in (model, *members):
         words = getattr(part, "vocab_size", 0)
@@ -146,14 +155,20 @@ def load_bundle(folder: Path) -> Bundle:
             raise BundleError(f"{folder}: a model has {words} words, vocab.json {len(vocab or [])}")
     if getattr(model, "num_tags", 0) and (tags is None or model.num_tags != len(tags)):
         raise BundleError(f"{folder}: the model has {model.num_tags} tags, tags.json {len(tags or [])}")
-    return Bundle(model, card, vocab, tags, members)
+    return Bundle(model, card, vocab, tags, members, files)
 
 
-def _load_model(path: Path) -> keras.Model:
+def _load_model(path: Path):
     """The model of a bundle, safe mode on; a damaged or foreign file gives one clear line."""
     if not zipfile.is_zipfile(path):
         raise BundleError(f"{path}: damaged or not a Keras model archive (a .keras file is a zip); "
                           "copy the bundle again or retrain it")
+    import keras
+
+    # Keras finds a saved class by its registered name: the decoders register on import.
+    import captioner.captioning.attention  # noqa: F401
+    import captioner.captioning.decoder  # noqa: F401
+
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged archive

@@ -11,12 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from captioner.captioning.attention import AttentionDecoder
 from captioner.captioning.bundle import Bundle, card_digest, check_target, load_bundle, save_bundle
 from captioner.captioning.config import TrainConfig
 from captioner.captioning.dataset import Split, load_split, read_records
-from captioner.captioning.decoder import CaptionDecoder
-from captioner.captioning.distribute import make_strategy, worker_output
 from captioner.captioning.ensemble import Ensemble
 from captioner.captioning.guided import (
     DEFAULT_THRESHOLD,
@@ -27,9 +24,8 @@ from captioner.captioning.guided import (
     penalty_rows,
 )
 from captioner.captioning.numpy_step import numpy_decoder
+from captioner.captioning.plain_weights import read_step
 from captioner.captioning.search import Caption, beam_search, greedy, next_words
-from captioner.captioning.self_critical import finetune_captioner, finetune_config
-from captioner.captioning.train import load_splits, train_captioner
 from captioner.checks import MAX_BEAM, number_in
 from captioner.data.caption_sets import DEV_PARTS, dev_when_unsplit
 from captioner.data.images import InMemoryImage, gather_images, load_image
@@ -55,22 +51,49 @@ TAG_COUNT = 5  # tags per image row (the guidance reads them all)
 
 
 class Captioner:
-    """A trained caption decoder, its vocabulary, its card, and the encoder it was trained on."""
+    """A trained caption decoder, its vocabulary, its card, and the encoder it was trained on.
 
-    def __init__(self, decoder: CaptionDecoder, vocab: Vocabulary, card: dict):
-        self.decoder, self.vocab, self.card = decoder, vocab, card
+    Loaded from a bundle, it captions with the numpy step read from the bundle's plain weights
+    (``step``), and loads the Keras decoder (``decoder``, the training truth) only when asked
+    for: to train, fine-tune, save or export. Built from a Keras decoder, it steps a numpy
+    snapshot of that decoder's weights at every call.
+    """
+
+    def __init__(self, decoder, vocab: Vocabulary, card: dict, *, step=None, folder: Path | None = None):
+        self._decoder, self.vocab, self.card = decoder, vocab, card
+        self._step, self._folder = step, folder
         self._encoder = None
 
     # --- loading and saving -----------------------------------------------------------
     @classmethod
     def load(cls, folder: Path) -> Captioner:
         """Load a bundle folder written by :meth:`save` or ``captioner train``."""
-        bundle = load_bundle(folder)
-        for part in (bundle.model, *bundle.members):
-            if not isinstance(part, (CaptionDecoder, AttentionDecoder)):
-                raise BundleError(f"{folder}: holds a {type(part).__name__}, not an image captioner")
-        decoder = Ensemble([bundle.model, *bundle.members]) if bundle.members else bundle.model
-        return cls(decoder, bundle.vocab, bundle.card)
+        bundle = load_bundle(folder, models=False)
+        steps = [read_step(path) for path in bundle.files]
+        if any(step is None for step in steps):  # a bundle without plain weights: Keras reads it
+            return cls(_keras_decoder(folder), bundle.vocab, bundle.card)
+        for path, step in zip(bundle.files, steps):
+            if bundle.vocab is None or step.vocab_size != len(bundle.vocab):
+                raise BundleError(f"{path}: a model of {step.vocab_size} words, vocab.json "
+                                  f"{len(bundle.vocab or [])}")
+        step = Ensemble(steps) if len(steps) > 1 else steps[0]
+        return cls(None, bundle.vocab, bundle.card, step=step, folder=Path(folder))
+
+    @property
+    def decoder(self):
+        """The Keras decoder (an ``Ensemble`` of them for an ensemble), loaded on first use."""
+        if self._decoder is None:
+            self._decoder = _keras_decoder(self._folder)
+        return self._decoder
+
+    def step(self):
+        """The decoder the searches run: the numpy step (an ``Ensemble`` of them)."""
+        return self._step if self._step is not None else numpy_decoder(self.decoder)
+
+    @property
+    def _known(self):
+        """What answers questions about the decoder (its kind, size) without loading Keras."""
+        return self._step if self._step is not None else self.decoder
 
     @classmethod
     def ensemble(cls, captioners: list[Captioner]) -> Captioner:
@@ -110,9 +133,9 @@ class Captioner:
         """The encoder named in the card, loaded on first use."""
         if self._encoder is None:
             self._encoder = get_encoder(self.card["encoder"])
-            if self._encoder.feature_dim != self.decoder.feature_dim:
+            if self._encoder.feature_dim != self._known.feature_dim:
                 raise BundleError(f"encoder {self.card['encoder']} gives {self._encoder.feature_dim} "
-                                  f"features; the decoder expects {self.decoder.feature_dim}")
+                                  f"features; the decoder expects {self._known.feature_dim}")
         return self._encoder
 
     @property
@@ -140,7 +163,7 @@ class Captioner:
     @property
     def feature_kind(self) -> str:
         """What the decoder reads: ``pooled`` vectors or ``spatial`` maps."""
-        return self.decoder.feature_kind
+        return self._known.feature_kind
 
     def _features(self, result) -> np.ndarray:
         """The decoder's input from extracted features: spatial maps as (N, regions, channels)."""
@@ -188,28 +211,20 @@ class Captioner:
 
         ``beam`` and ``length_penalty`` default to the ones the bundle's card chose on dev.
         ``constraints``: per image, the sets of word ids its caption must hold one word of
-        (guided captions, see captioner.captioning.guided); images sharing them search together.
+        (guided captions, see captioner.captioning.guided); each image meets its own in one batch.
         ``held``: per image, the word ids held back (their log-probabilities lowered).
         """
-        grouped = isinstance(self.decoder, Ensemble)  # one view per image
-        decoder = numpy_decoder(self.decoder)  # the searches' step, a snapshot of the weights
-        captions: list[Caption | None] = [None] * len(features)
-        groups: dict[tuple, list[int]] = {}
-        for i, wanted in enumerate(constraints or [()] * len(features)):
-            groups.setdefault(tuple(wanted), []).append(i)
-        for wanted, rows in groups.items():
-            for start in range(0, len(rows), CAPTION_BATCH):  # bounded memory for big splits
-                part = rows[start : start + CAPTION_BATCH]
-                # Free captions go in order: a slice reads a memory-mapped split row by row.
-                rows_of = slice(part[0], part[-1] + 1) if constraints is None else part
-                batch = np.asarray(features[rows_of], dtype="float32")
-                penalties = None if held is None else penalty_rows(
-                    [held[i] for i in part], len(self.vocab),
-                    self.card.get("decoding", {}).get("hold_penalty", HOLD_PENALTY))
-                found = self._search(decoder, batch[:, None] if grouped else batch, beam,
-                                     max_length, length_penalty, wanted, penalties)
-                for i, caption in zip(part, found):
-                    captions[i] = caption
+        grouped = isinstance(self._known, Ensemble)  # one view per image
+        decoder = self.step()
+        hold_penalty = self.card.get("decoding", {}).get("hold_penalty", HOLD_PENALTY)
+        captions: list[Caption] = []
+        for start in range(0, len(features), CAPTION_BATCH):  # bounded memory for big splits
+            part = slice(start, start + CAPTION_BATCH)  # in order: a memory-mapped split reads rows
+            batch = np.asarray(features[part], dtype="float32")
+            penalties = None if held is None else penalty_rows(held[part], len(self.vocab), hold_penalty)
+            captions += self._search(decoder, batch[:, None] if grouped else batch, beam, max_length,
+                                     length_penalty, None if constraints is None else constraints[part],
+                                     penalties)
         return captions
 
     def caption_tagged(self, features: np.ndarray, tags: list[list[dict]] | None,
@@ -228,13 +243,13 @@ class Captioner:
         """One caption for several views of one scene (a video clip's frames: (F, ...)
         features), from the word distributions averaged over the views at every step; guided
         by the scene's ``tags`` as caption_tagged guides a photo's."""
-        decoder = numpy_decoder(self.decoder)
+        decoder = self.step()
         decoder = decoder if isinstance(decoder, Ensemble) else Ensemble([decoder])
         wanted, held = self._guides(None if tags is None else [tags], guided)
         penalties = None if held is None else penalty_rows(
             held, len(self.vocab), self.card.get("decoding", {}).get("hold_penalty", HOLD_PENALTY))
         return self._search(decoder, np.asarray(views, dtype="float32")[None], beam, max_length,
-                            length_penalty, wanted[0] if wanted else (), penalties)[0]
+                            length_penalty, wanted, penalties)[0]
 
     def _guides(self, tags: list[list[dict]] | None, guided: bool | None = None,
                 guide_threshold: float | None = None, hold_threshold: float | None = None):
@@ -249,12 +264,13 @@ class Captioner:
         return wanted, held
 
     def _search(self, decoder, features: np.ndarray, beam, max_length, length_penalty,
-                constraints: tuple = (), penalties: np.ndarray | None = None) -> list[Caption]:
+                constraints: list | None = None, penalties: np.ndarray | None = None) -> list[Caption]:
+        """``constraints``: per image (or None), as in caption_features."""
         settings = self.decoding(beam, length_penalty)
-        if settings["beam"] <= 1 and not constraints:
+        if settings["beam"] <= 1 and not any(constraints or ()):
             return greedy(decoder, self.vocab, features, max_length, penalties)
         return beam_search(decoder, self.vocab, features, settings["beam"], max_length,
-                           settings["length_penalty"], constraints=constraints, penalties=penalties)
+                           settings["length_penalty"], penalties=penalties, image_constraints=constraints)
 
     def caption(self, images, beam: int | None = None, recursive: bool = False,
                 output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,
@@ -376,8 +392,9 @@ class Captioner:
         return [alphas[row, : len(words)] for row, words in enumerate(ids)]
 
     def _need_attention(self) -> None:
-        parts = self.decoder.members if isinstance(self.decoder, Ensemble) else [self.decoder]
-        if not any(isinstance(part, AttentionDecoder) for part in parts):
+        known = self._known
+        parts = known.members if isinstance(known, Ensemble) else [known]
+        if not any(part.feature_kind == "spatial" for part in parts):  # attention decoders read maps
             raise CaptionerError("attention maps need an attention decoder; this bundle's is "
                                  "show-and-tell (train one with --decoder attention)")
 
@@ -419,9 +436,10 @@ class Captioner:
             if result.errors:
                 raise ImageError(f"{item_name(result.errors[0][0])}: {result.errors[0][1]}")
             feature = self._features(result)[0]
-        if isinstance(self.decoder, Ensemble):  # it reads groups of views: this image is one
+        decoder = self.step()
+        if isinstance(decoder, Ensemble):  # it reads groups of views: this image is one
             feature = np.asarray(feature)[None]
-        return next_words(self.decoder, self.vocab, feature, prefix, k)
+        return next_words(decoder, self.vocab, feature, prefix, k)
 
     # --- evaluation and training -----------------------------------------------------------
     def evaluate(self, data: Path, images: Path, split: str | None = "test", beam: int | None = None,
@@ -475,6 +493,9 @@ class Captioner:
         ``strategy``: one of STRATEGIES; only the chief of several workers writes ``out``.
         ``language_model``: where to keep the weights language-model pre-training leaves (for
         ``captioning.text_words``; default: with the checkpoints, which the bundle drops)."""
+        from captioner.captioning.distribute import make_strategy, worker_output
+        from captioner.captioning.train import train_captioner
+
         spread = make_strategy(strategy)  # first: multiworker starts before TensorFlow runs anything
         with worker_output(Path(out), spread, fresh=overwrite) as target:
             decoder, vocab, card, select, report = train_captioner(
@@ -489,6 +510,8 @@ class Captioner:
         """Self-critical fine-tuning on CIDEr-D (Rennie et al. 2017) with the train split of
         ``data``; saves a new bundle at ``out``. ``changes``: TrainConfig knobs (epochs,
         learning_rate, batch_size, scst_samples, patience, seed)."""
+        from captioner.captioning.self_critical import finetune_captioner, finetune_config
+
         if isinstance(self.decoder, Ensemble):
             raise CaptionerError("fine-tune each member of an ensemble, then ensemble them again")
         config = finetune_config(self.card.get("config", {}), **changes)
@@ -500,6 +523,8 @@ class Captioner:
     def choose_and_save(self, data: Path, images: Path, out: Path, progress: bool = True) -> Captioner:
         """Choose the decoding on the dev-select half of ``data``, score dev-report, save at ``out``
         (how an ensemble of trained captioners becomes a bundle)."""
+        from captioner.captioning.train import load_splits
+
         check_target(out)
         _, (_, select, report), _ = load_splits(data, images, self.encoder, self.feature_kind, progress)
         return self._finish(select, report, out)
@@ -567,6 +592,18 @@ def detect_objects(items: list) -> list[list[dict]]:
     return [detector.detect([item.pixels if isinstance(item, InMemoryImage) else
                              load_image(item if isinstance(item, Path) else Path(item.name),
                                         data=getattr(item, "data", None))])[0] for item in items]
+
+
+def _keras_decoder(folder: Path):
+    """The Keras decoder of a captioner bundle (an ``Ensemble`` of its decoders)."""
+    from captioner.captioning.attention import AttentionDecoder
+    from captioner.captioning.decoder import CaptionDecoder
+
+    bundle = load_bundle(folder)
+    for part in (bundle.model, *bundle.members):
+        if not isinstance(part, (CaptionDecoder, AttentionDecoder)):
+            raise BundleError(f"{folder}: holds a {type(part).__name__}, not an image captioner")
+    return Ensemble([bundle.model, *bundle.members]) if bundle.members else bundle.model
 
 
 def _round(scores: dict) -> dict:

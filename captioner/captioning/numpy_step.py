@@ -3,18 +3,18 @@
 The searches run the decoder one word at a time on a few hundred rows; called eagerly, Keras
 spends more time dispatching ops and copying states to numpy than multiplying. The same step
 from the trained weights is a handful of matrix products on arrays the searches already hold.
-``numpy_decoder`` copies the weights once (a snapshot: build a new one after training more)
-and gives an object with the decoder interface the searches use (``initial_state``, ``step``,
-``vocab_size``, ``feature_dim``, ``feature_kind``); its log-probabilities equal the Keras
-model's to float32 rounding. Inference only: no dropout, no masks (the searches feed real words).
+The step is built from named arrays (``decoder_arrays``): copied once from a Keras decoder by
+``numpy_decoder`` (a snapshot: build a new one after training more), or read from a bundle's
+plain weights without Keras (captioner.captioning.plain_weights). It has the decoder
+interface the searches use (``initial_state``, ``step``, ``vocab_size``, ``feature_dim``,
+``feature_kind``); its log-probabilities equal the Keras model's to float32 rounding.
+Inference only: no dropout, no masks (the searches feed real words).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from captioner.captioning.attention import AttentionDecoder
-from captioner.captioning.decoder import CaptionDecoder
 from captioner.captioning.ensemble import Ensemble
 from captioner.errors import CaptionerError
 
@@ -23,15 +23,42 @@ def numpy_decoder(decoder):
     """The numpy twin of a show-and-tell or attention decoder, or of an ensemble of them."""
     if isinstance(decoder, Ensemble):
         return Ensemble([numpy_decoder(m) for m in decoder.members])
-    if isinstance(decoder, AttentionDecoder):
-        return AttentionStep(decoder)
-    if isinstance(decoder, CaptionDecoder):
-        return ShowTellStep(decoder)
-    raise CaptionerError(f"no numpy step for a {type(decoder).__name__}")
+    info, arrays = decoder_arrays(decoder)
+    return step_from_arrays(info, arrays)
 
 
-def _dense(layer) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(layer.kernel, dtype="float32"), np.asarray(layer.bias, dtype="float32")
+def step_from_arrays(info: dict, arrays: dict[str, np.ndarray]):
+    """The step of the decoder these named arrays (see ``decoder_arrays``) describe."""
+    kinds = {"attention": AttentionStep, "show_tell": ShowTellStep}
+    if info.get("decoder") not in kinds:
+        raise CaptionerError(f"no numpy step for a {info.get('decoder')!r} decoder")
+    return kinds[info["decoder"]](info, arrays)
+
+
+def decoder_arrays(decoder) -> tuple[dict, dict[str, np.ndarray]]:
+    """What a Keras caption decoder is, and its weights by name: the plain form the numpy step
+    is built from (a layer's kernel and bias as ``name.kernel`` and ``name.bias``)."""
+    attention = decoder.feature_kind == "spatial"
+    dense = (["init_h", "init_c", "map_projection", "state_projection", "score", "gate"] if attention
+             else [f"{part}.{i}" for i in range(len(decoder.lstms)) for part in ("init_h", "init_c")])
+    info = {"decoder": "attention" if attention else "show_tell", "vocab_size": int(decoder.vocab_size),
+            "feature_dim": int(decoder.feature_dim), "feature_kind": decoder.feature_kind}
+    layers = {name: _layer(decoder, name) for name in [*dense, "logits"]}
+    arrays = {"embeddings": decoder.embedding.embeddings}
+    for name, layer in layers.items():
+        arrays[f"{name}.kernel"], arrays[f"{name}.bias"] = layer.kernel, layer.bias
+    cells = [decoder.cell] if attention else [lstm.cell for lstm in decoder.lstms]
+    for i, cell in enumerate(cells):
+        for part in ("kernel", "recurrent_kernel", "bias"):
+            arrays[f"cell.{i}.{part}"] = getattr(cell, part)
+    return info, {name: np.asarray(value, dtype="float32") for name, value in arrays.items()}
+
+
+def _layer(decoder, name: str):
+    """``init_h.1`` is ``decoder.init_h[1]``."""
+    attribute, _, index = name.partition(".")
+    layer = getattr(decoder, attribute)
+    return layer[int(index)] if index else layer
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -45,10 +72,9 @@ class _Lstm:
     of the input product is then one row of a precomputed (vocabulary, 4 x units) table, looked
     up instead of multiplied at every step (an eighth of the attention step's products)."""
 
-    def __init__(self, cell, words: np.ndarray | None = None):
-        kernel = np.asarray(cell.kernel, dtype="float32")
-        self.recurrent = np.asarray(cell.recurrent_kernel, dtype="float32")
-        self.bias = np.asarray(cell.bias, dtype="float32")
+    def __init__(self, arrays: dict[str, np.ndarray], name: str, words: np.ndarray | None = None):
+        kernel = arrays[f"{name}.kernel"]
+        self.recurrent, self.bias = arrays[f"{name}.recurrent_kernel"], arrays[f"{name}.bias"]
         self.table = None if words is None else words @ kernel[: words.shape[1]] + self.bias
         self.kernel = kernel if words is None else kernel[words.shape[1]:]
 
@@ -74,12 +100,16 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return logits
 
 
+def _dense(arrays: dict[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
+    return arrays[f"{name}.kernel"], arrays[f"{name}.bias"]
+
+
 class _Step:
-    def __init__(self, decoder):
-        self.vocab_size, self.feature_dim = decoder.vocab_size, decoder.feature_dim
-        self.feature_kind = decoder.feature_kind
-        self.embeddings = np.asarray(decoder.embedding.embeddings, dtype="float32")
-        self.logits = _dense(decoder.logits)
+    def __init__(self, info: dict, arrays: dict[str, np.ndarray]):
+        self.vocab_size, self.feature_dim = info["vocab_size"], info["feature_dim"]
+        self.feature_kind = info["feature_kind"]
+        self.embeddings = arrays["embeddings"]
+        self.logits = _dense(arrays, "logits")
 
     def _log_probs(self, h: np.ndarray) -> np.ndarray:
         kernel, bias = self.logits
@@ -91,11 +121,11 @@ class _Step:
 class ShowTellStep(_Step):
     """Show-and-tell: the image feature sets every layer's state; words run the LSTM stack."""
 
-    def __init__(self, decoder: CaptionDecoder):
-        super().__init__(decoder)
-        self.init = [(_dense(h), _dense(c)) for h, c in zip(decoder.init_h, decoder.init_c)]
-        self.cells = [_Lstm(lstm.cell, self.embeddings if i == 0 else None)
-                      for i, lstm in enumerate(decoder.lstms)]
+    def __init__(self, info: dict, arrays: dict[str, np.ndarray]):
+        super().__init__(info, arrays)
+        layers = sum(name.startswith("init_h.") and name.endswith(".kernel") for name in arrays)
+        self.init = [(_dense(arrays, f"init_h.{i}"), _dense(arrays, f"init_c.{i}")) for i in range(layers)]
+        self.cells = [_Lstm(arrays, f"cell.{i}", self.embeddings if i == 0 else None) for i in range(layers)]
 
     def initial_state(self, features) -> list:
         x = np.asarray(features, dtype="float32")
@@ -115,15 +145,15 @@ class ShowTellStep(_Step):
 class AttentionStep(_Step):
     """Soft attention: each word looks at the map, then the LSTM reads word and gated context."""
 
-    fixed_states = AttentionDecoder.fixed_states  # the map and its projection
+    fixed_states = (2, 3)  # the map and its projection, as the Keras AttentionDecoder's
 
-    def __init__(self, decoder: AttentionDecoder):
-        super().__init__(decoder)
-        self.init_h, self.init_c = _dense(decoder.init_h), _dense(decoder.init_c)
-        self.map_projection = _dense(decoder.map_projection)
-        self.state_projection = _dense(decoder.state_projection)
-        self.score, self.gate = _dense(decoder.score), _dense(decoder.gate)
-        self.cell = _Lstm(decoder.cell, self.embeddings)
+    def __init__(self, info: dict, arrays: dict[str, np.ndarray]):
+        super().__init__(info, arrays)
+        self.init_h, self.init_c = _dense(arrays, "init_h"), _dense(arrays, "init_c")
+        self.map_projection = _dense(arrays, "map_projection")
+        self.state_projection = _dense(arrays, "state_projection")
+        self.score, self.gate = _dense(arrays, "score"), _dense(arrays, "gate")
+        self.cell = _Lstm(arrays, "cell.0", self.embeddings)
 
     steps_by_image = True  # ``step`` can read the fixed states once per image (``images``)
 
