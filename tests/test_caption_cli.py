@@ -286,8 +286,8 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
     maps = f"/proc/{proc.pid}/maps"
     end = time.monotonic() + 120
     while time.monotonic() < end and proc.poll() is None:
-        with open(maps) as f:  # the first TensorFlow library is loaded: start-up is under way
-            if "tensorflow" in f.read():
+        with open(maps) as f:  # the encoder's runtime is being loaded: start-up is under way
+            if any(name in f.read() for name in ("ai_edge_litert", "tensorflow")):
                 break
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
@@ -295,6 +295,23 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
     if proc.returncode == 0:
         pytest.skip("start-up finished before the signal")
     assert proc.returncode == 130 and "captioner: interrupted" in err and "Traceback" not in err
+
+
+def test_captioning_a_photo_imports_neither_tensorflow_nor_keras(lite0, sample_photos):
+    """Once the encoder's TFLite file is cached, ``caption`` runs on LiteRT and numpy alone:
+    the decoder steps from the bundle's plain weights."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "captioner", "caption",
+                           str(sample_photos[0])], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.count("|") == 1, proc.stderr[-500:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "ai_edge_litert" in imported and "captioner.captioning.numpy_step" in imported
+    assert not {name for name in imported if name.split(".")[0] in ("tensorflow", "keras")}
+    said = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert not [line for line in said if "deprecat" in line.lower()]
 
 
 def test_per_image_scores_never_overwrite_a_foreign_file(tmp_path):

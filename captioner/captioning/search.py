@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from captioner.captioning.decoder import CaptionDecoder
 from captioner.data.text import Vocabulary, tokenize
 from captioner.topk import top_k_indices
+
+if TYPE_CHECKING:  # a Keras decoder or its numpy step: the search needs neither Keras nor TF
+    from captioner.captioning.decoder import CaptionDecoder
 
 DEFAULT_MAX_LENGTH = 20
 PROBE_WORDS = 256  # per row, the words whose values bound the row's best from below (see _best)

@@ -12,7 +12,9 @@ place such as "front", "top" and "side".
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 
 from captioner.data.text import tokenize
 from captioner.errors import CaptionerError
@@ -22,11 +24,24 @@ from captioner.errors import CaptionerError
 def _lexicon():
     try:
         from lemminflect import getAllLemmas
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-    except ImportError as exc:
+
+        stop_words = _stop_words()
+    except (ImportError, OSError, KeyError) as exc:
         raise CaptionerError(f"caption nouns need lemminflect and scikit-learn ({exc}); "
                              "pip install lemminflect scikit-learn") from None
-    return getAllLemmas, ENGLISH_STOP_WORDS
+    return getAllLemmas, stop_words
+
+
+def _stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words, read from the one file that holds them: importing
+    scikit-learn itself takes most of a second, twice what captioning a photo does."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("No module named 'sklearn'")
+    path = Path(spec.submodule_search_locations[0]) / "feature_extraction" / "_stop_words.py"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("_stop_words", path))
+    module.__loader__.exec_module(module)  # a frozenset literal, nothing imported
+    return module.ENGLISH_STOP_WORDS
 
 
 BE = frozenset({"is", "are", "was", "were", "be", "being", "been"})

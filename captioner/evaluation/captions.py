@@ -38,7 +38,6 @@ import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
-from nltk.translate import bleu_score as nltk_bleu
 
 from captioner.data.text import tokenize
 from captioner.errors import CaptionerError
@@ -78,6 +77,8 @@ def bleu_scores(
     hypotheses: Sequence[Tokens], references: Sequence[Sequence[Tokens]]
 ) -> list[float]:
     """Corpus BLEU-1..4 (0-1 scale) of token lists, equal to pycocoevalcap's Bleu(4)."""
+    from nltk.translate import bleu_score as nltk_bleu  # a second to import: only when scoring
+
     hyps = [list(h) for h in hypotheses]
     refs = [[list(r) for r in rs] for rs in references]
     _check_corpus(hyps, refs)

@@ -35,11 +35,9 @@ from captioner.encoders.registry import get_encoder
 from captioner.errors import BundleError, CaptionerError
 from captioner.results.journal import result_writer
 from captioner.topk import top_k_indices
-from captioner.video.clip_model import ClipModel
 from captioner.video.config import ClipTrainConfig, TagOptions
 from captioner.video.default_tags import clip_tags, representative_frame
 from captioner.video.frame_features import OBJECTS, FrameFeatures, frame_features
-from captioner.video.train import fit_clip_model, pad_clips, tag_matrix
 from captioner.video.windows import assign_rows, cut_windows, fixed_windows
 
 # Frames captioned per call: few calls (each sets the search up anew), and at most 16 MB of
@@ -65,6 +63,8 @@ class VideoTagger:
     @classmethod
     def load(cls, folder: Path) -> VideoTagger:
         """A tagger from a clip-model bundle written by ``captioner train-video``."""
+        from captioner.video.clip_model import ClipModel  # Keras: only for a trained clip model
+
         bundle = load_bundle(folder)
         if not isinstance(bundle.model, ClipModel):
             raise BundleError(f"{folder}: holds a {type(bundle.model).__name__}, not a clip model")
@@ -187,6 +187,8 @@ class VideoTagger:
         return tags, captions
 
     def _trained(self, outputs: dict, clips: list[list[int]], options: TagOptions):
+        from captioner.video.train import pad_clips
+
         model, bundle = self.bundle.model, self.bundle
         frames = pad_clips([outputs["pooled"][rows] for rows in clips], bundle.card.get("max_frames", 32))
         tags = [[] for _ in clips]
@@ -206,6 +208,8 @@ class VideoTagger:
               encoder: str = DEFAULT_ENCODER, config: ClipTrainConfig | None = None,
               command: str | None = None, progress: bool = True) -> VideoTagger:
         """Train a clip model on labelled clips (see captioner.data.video_labels); saves a bundle."""
+        from captioner.video.train import fit_clip_model, tag_matrix
+
         config = config or ClipTrainConfig()
         check_target(out)  # before any work: never train towards a folder that cannot be written
         records = read_video_labels(labels, videos)
