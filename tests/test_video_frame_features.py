@@ -14,6 +14,7 @@ import pytest
 
 from captioner.data import video
 from captioner.data.video import write_video
+from captioner.encoders.base import Encoder
 from captioner.errors import VideoError
 from captioner.video import frame_features as ff
 from captioner.video.config import TagOptions
@@ -23,27 +24,13 @@ from captioner.video.tagger import VideoTagger
 FPS = 10
 
 
-class _Layer:
-    def __init__(self, shape):
-        self.shape = (None, *shape)
-
-
-class _Model:
-    output: ClassVar[dict] = {"pooled": _Layer((3,)), "probabilities": _Layer((1000,)),
-              "spatial": _Layer((2, 2, 3))}
-
-    @staticmethod
-    def get_config():
-        return {"layers": "fake"}
-
-
-class FakeEncoder:
+class FakeEncoder(Encoder):
     """Stands in for a CNN: features are the frame's mean colour, so they can be checked."""
 
-    name, input_size, model = "fake", 16, _Model()
-
     def __init__(self, weights_id="test:fixed", delay=0.0):
-        self.weights_id, self.delay, self.batches = weights_id, delay, []
+        super().__init__("fake", 16, weights_id=weights_id, layers_digest="fake",
+                         outputs={"pooled": (3,), "probabilities": (1000,), "spatial": (2, 2, 3)})
+        self.delay, self.batches = delay, []
 
     def encode(self, images, kinds=None):
         self.batches.append(len(images))
