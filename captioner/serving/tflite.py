@@ -5,8 +5,8 @@ its outputs), ``decoder.tflite`` with two signatures, ``init`` (features -> the 
 start states) and ``step`` (a word and the states -> next-word log-probabilities and the new
 states), ``vocab.json`` (the words, by id) and ``decoding.json`` (the beam and length
 penalty the card chose, the input size, the feature kind). The search loop stays in the
-caller's language: the README shows a greedy one in plain ``tf.lite.Interpreter`` calls, and
-``TFLiteDecoder`` lets captioner's own searches step through the files.
+caller's language: docs/export-and-scale.md shows a greedy one in plain LiteRT interpreter
+calls, and ``TFLiteDecoder`` lets captioner's own searches step through the files.
 """
 
 from __future__ import annotations
