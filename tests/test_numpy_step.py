@@ -90,3 +90,52 @@ def test_hypotheses_reading_their_image_once_get_the_step_of_one_copy_per_row():
     by_image, _ = fast.step(tokens, shared, images)
     per_row, _ = fast.step(tokens, rows)
     np.testing.assert_allclose(by_image, per_row, atol=1e-5)
+
+
+def test_a_shortlisted_step_renormalises_over_its_words_and_rules_out_the_rest():
+    from captioner.captioning.search import shortlist
+
+    decoder, shape = _decoder("attention", seed=7)
+    words = shortlist(20, [[{40, 41}], [{55}]])  # the 20 most frequent, and what constraints ask for
+    assert {0, 19, 40, 41, 55} <= set(words) and 20 not in words
+    full, cut = numpy_decoder(decoder), numpy_decoder(decoder).shortlisted(words)
+    features = np.random.default_rng(8).random((3, *shape), dtype="float32")
+    tokens = np.full(3, Vocabulary.START_ID)
+    whole, _ = full.step(tokens, full.initial_state(features))
+    short, _ = cut.step(tokens, cut.initial_state(features))
+    assert short.shape == (3, len(words))  # the searches rank these columns only
+    kept = whole[:, words]
+    np.testing.assert_allclose(short, kept - np.log(np.exp(kept).sum(-1, keepdims=True)), atol=1e-5)
+    # Members and views averaged over a shortlist: still a distribution over its words.
+    views = np.random.default_rng(9).random((2, 3, *shape), dtype="float32")
+    both = Ensemble([full, numpy_decoder(_decoder("attention", seed=10)[0])]).shortlisted(words)
+    logp, _ = both.step(np.full(2, Vocabulary.START_ID), both.initial_state(views))
+    np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam", "constrained"])
+def test_searches_over_a_shortlist_that_holds_the_best_words_write_the_same_captions(search):
+    """Where every word the full search writes is on the shortlist, and the words left out are
+    unlikely, the captions are the full vocabulary's, mapped back to word ids."""
+    from captioner.captioning.search import shortlist
+
+    decoder, shape = _decoder("attention", seed=11)
+    bias = np.asarray(decoder.logits.bias).copy()
+    bias[40:] -= 30.0  # the words after the 40th are never likely
+    decoder.logits.bias.assign(bias)
+    full = numpy_decoder(decoder)
+    features = np.random.default_rng(12).random((4, *shape), dtype="float32")
+    constraints = [[{45, 46}], [], [{50}], [{45, 46}, {52}]]  # rare words, asked for
+    penalties = np.zeros((4, len(VOCAB)), np.float32)
+    penalties[:, 5] = -2.0
+    runs = {"greedy": lambda d: greedy(d, VOCAB, features, penalties=penalties),
+            "beam": lambda d: beam_search(d, VOCAB, features, width=3, penalties=penalties),
+            "constrained": lambda d: beam_search(d, VOCAB, features, width=3, penalties=penalties,
+                                                 image_constraints=constraints)}
+    whole = runs[search](full)
+    short = runs[search](full.shortlisted(shortlist(40, constraints)))
+    assert [c.text for c in short] == [c.text for c in whole]
+    assert [c.score for c in short] == pytest.approx([c.score for c in whole], abs=1e-4)
+    if search == "constrained":
+        assert all(any(VOCAB.id_to_word[w] in c.text.split() for w in (45, 46))
+                   for c in (short[0], short[3]))

@@ -25,7 +25,7 @@ from captioner.captioning.guided import (
 )
 from captioner.captioning.numpy_step import numpy_decoder
 from captioner.captioning.plain_weights import read_step
-from captioner.captioning.search import Caption, beam_search, greedy, next_words
+from captioner.captioning.search import Caption, beam_search, greedy, next_words, shortlist
 from captioner.checks import MAX_BEAM, number_in
 from captioner.data.caption_sets import DEV_PARTS, dev_when_unsplit
 from captioner.data.images import InMemoryImage, gather_images, load_image
@@ -267,6 +267,9 @@ class Captioner:
                 constraints: list | None = None, penalties: np.ndarray | None = None) -> list[Caption]:
         """``constraints``: per image (or None), as in caption_features."""
         settings = self.decoding(beam, length_penalty)
+        frequent = self.card.get("decoding", {}).get("shortlist")  # chosen on dev; None: all words
+        if frequent:
+            decoder = decoder.shortlisted(shortlist(frequent, constraints or ()))
         if settings["beam"] <= 1 and not any(constraints or ()):
             return greedy(decoder, self.vocab, features, max_length, penalties)
         return beam_search(decoder, self.vocab, features, settings["beam"], max_length,

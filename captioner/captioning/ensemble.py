@@ -33,6 +33,7 @@ class Ensemble:
         self.vocab_size, self.feature_dim = sizes.pop(), dims.pop()
         kinds = {m.feature_kind for m in members}
         self.feature_kind = "spatial" if "spatial" in kinds else "pooled"
+        self.words = None  # the columns' word ids when shortlisted; None: the whole vocabulary
         self._counts: list[int] = []
         self.fixed_states: tuple[int, ...] = ()  # states no step changes (set per search)
 
@@ -69,6 +70,11 @@ class Ensemble:
         mean = total / len(self.members)
         return mean - _log_mean_exp(mean, axis=-1, keepdims=True) - np.log(mean.shape[-1]), new_states
 
+    def shortlisted(self, words: np.ndarray) -> Ensemble:
+        """The members with their output layers cut to ``words`` (see numpy_step)."""
+        joined = Ensemble([m.shortlisted(words) for m in self.members])
+        joined.words = joined.members[0].words
+        return joined
 
     def attention_maps(self, features, tokens):
         """The attention members' weights (B, T, R) while reading ``tokens``, averaged."""

@@ -13,6 +13,8 @@ Inference only: no dropout, no masks (the searches feed real words).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from captioner.captioning.ensemble import Ensemble
@@ -105,11 +107,25 @@ def _dense(arrays: dict[str, np.ndarray], name: str) -> tuple[np.ndarray, np.nda
 
 
 class _Step:
+    words: np.ndarray | None = None  # the shortlist the output layer is cut to (see shortlisted)
+
     def __init__(self, info: dict, arrays: dict[str, np.ndarray]):
         self.vocab_size, self.feature_dim = info["vocab_size"], info["feature_dim"]
         self.feature_kind = info["feature_kind"]
         self.embeddings = arrays["embeddings"]
         self.logits = _dense(arrays, "logits")
+
+    def shortlisted(self, words: np.ndarray):
+        """This step with its output layer cut to ``words`` (sorted ids; Jean et al. 2015): its
+        log-probabilities are (rows, len(words)) columns, the softmax over them alone, and
+        every other word has probability 0. The output layer is the largest product of a step,
+        and the searches then rank those columns only; most of the vocabulary is never a
+        likely next word."""
+        twin = copy.copy(self)
+        kernel, bias = self.logits
+        twin.words = np.asarray(words, dtype=np.intp)
+        twin.logits = (np.ascontiguousarray(kernel[:, twin.words]), bias[twin.words])
+        return twin
 
     def _log_probs(self, h: np.ndarray) -> np.ndarray:
         kernel, bias = self.logits

@@ -37,7 +37,8 @@ NEVER_WRITTEN = (Vocabulary.PAD_ID, Vocabulary.START_ID, Vocabulary.UNK_ID)
 
 def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list, images: np.ndarray | None = None):
     """The next-word log-probabilities (a writable array) and states; ``images``: per row, the
-    row of the fixed states it reads (a decoder that ``steps_by_image``)."""
+    row of the fixed states it reads (a decoder that ``steps_by_image``). A shortlisted
+    decoder's columns keep the special tokens' places: its first words are the vocabulary's."""
     tokens = tokens.astype("int32")
     logp, states = decoder.step(tokens, states) if images is None else decoder.step(tokens, states, images)
     logp = np.require(logp, requirements="W")  # the searches add to it in place
@@ -86,6 +87,9 @@ def _walk(decoder, features: np.ndarray, choose, max_length: int, penalties: np.
     """Run the decoder word by word, ``choose(logp, ids)`` picking each next word from the
     log-probabilities of the images ``ids`` still in the states; returns the words (N, max_length) padded after ``<end>``, total log-probabilities, lengths."""
     n = len(features)
+    columns = getattr(decoder, "words", None)  # a shortlisted decoder's columns: these word ids
+    if columns is not None and penalties is not None:
+        penalties = penalties[:, columns]
     states = _initial(decoder, features)
     ids = np.arange(n)  # the images whose rows the states hold, in order
     tokens = np.full(n, Vocabulary.START_ID)
@@ -97,8 +101,9 @@ def _walk(decoder, features: np.ndarray, choose, max_length: int, penalties: np.
         logp, states = _step(decoder, tokens, states)
         if penalties is not None:
             logp += penalties[ids]
-        tokens = choose(logp, ids)
-        total[ids] += np.where(alive, logp[np.arange(len(ids)), tokens], 0.0)
+        chosen = choose(logp, ids)
+        total[ids] += np.where(alive, logp[np.arange(len(ids)), chosen], 0.0)
+        tokens = chosen if columns is None else columns[chosen]
         length[ids] += alive
         words[ids[alive], t] = tokens[alive]
         alive &= tokens != Vocabulary.END_ID
@@ -113,6 +118,15 @@ def _worth_shrinking(active: np.ndarray) -> bool:
     """Whether to drop the rows of finished images from the states: once a quarter of them are
     done, as copying the states (an attention map is large) costs about as much as a step."""
     return active.sum() <= 0.75 * len(active)
+
+
+def shortlist(frequent: int, constraints: Sequence[Sequence[Iterable[int]]] = ()) -> np.ndarray:
+    """The word ids a shortlisted output layer keeps for a batch: the ``frequent`` first of the
+    vocabulary (ranked by count, the special tokens first) and every word that an image's
+    constraints ask for (the tags' words and their forms)."""
+    asked = {int(w) for per_image in constraints for words in per_image for w in words}
+    first = max(frequent, Vocabulary.UNK_ID + 1)  # the special tokens keep their places
+    return np.array(sorted(set(range(first)) | asked), dtype=np.intp)
 
 
 def _take(states: list, rows: np.ndarray) -> list:
@@ -143,9 +157,36 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     ``penalties`` (images, vocabulary), added to every step's log-probabilities: words an
     image's tags give no evidence for are held back (guided captions); a caption's score
     includes the penalties of the words it still uses.
+
+    A shortlisted decoder (its ``words``: the ids its log-probability columns stand for) is
+    searched among its columns, and its captions mapped back to word ids at the end.
     """
-    n, k = len(features), width
-    machine = _Machine([constraints] * n if image_constraints is None else image_constraints)
+    n = len(features)
+    per_image = [constraints] * n if image_constraints is None else image_constraints
+    columns = getattr(decoder, "words", None)
+    if columns is not None:  # every constraint word is in the shortlist (see ``shortlist``)
+        per_image = [[np.searchsorted(columns, sorted(int(w) for w in c)) for c in cs] for cs in per_image]
+        penalties = None if penalties is None else penalties[:, columns]
+    best = _beam(decoder, features, width, max_length, length_penalty, per_image, penalties, columns)
+    unmet = [i for i in range(n) if best[i] is None]  # constraints no caption could meet
+    if unmet:
+        free = _beam(decoder, np.asarray(features)[unmet], width, max_length, length_penalty,
+                     [()] * len(unmet), None if penalties is None else penalties[unmet], columns)
+        for i, found in zip(unmet, free):
+            best[i] = found
+    return [Caption(vocab.decode(_word_ids(seq, columns)), score) for seq, score in best]
+
+
+def _word_ids(seq, columns: np.ndarray | None) -> list[int]:
+    return [int(w) for w in seq] if columns is None else [int(columns[w]) for w in seq]
+
+
+def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty: float,
+          per_image: Sequence, penalties: np.ndarray | None, columns: np.ndarray | None) -> list:
+    """beam_search in the decoder's columns: per image, the best (columns, mean score), or
+    None where its constraints could not be met."""
+    n = len(features)
+    machine = _Machine(per_image)
     m = machine.states
     # Only live hypotheses are stepped, as flat (image, machine state, beam) slots: at first one
     # per image, later none of an image that is done. Fixed states stay one row per image.
@@ -159,10 +200,11 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     active = np.ones(n, dtype=bool)
     for length in range(1, max_length + 1):
         image = slots // (m * k)
+        inputs = tokens if columns is None else columns[tokens]
         if by_image:
-            logp, states = _step(decoder, tokens, states, image)
+            logp, states = _step(decoder, inputs, states, image)
         else:  # the decoder reads one row of every state per hypothesis
-            logp, after = _step(decoder, tokens, [s[image] if j in fixed else s for j, s in enumerate(states)])
+            logp, after = _step(decoder, inputs, [s[image] if j in fixed else s for j, s in enumerate(states)])
             states = [states[j] if j in fixed else s for j, s in enumerate(after)]
         if penalties is not None:
             logp += penalties[image]
@@ -196,18 +238,12 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
         for j in np.flatnonzero(np.isfinite(scores[i, goal])):
             total, length = float(scores[i, goal, j]), seqs.shape[3]
             finished[i].append((total / length**length_penalty, total, length, list(seqs[i, goal, j])))
-    captions = [None] * n
+    best: list = [None] * n
     for i, ends in enumerate(finished):
         if ends:
             _, total, length, seq = max(ends, key=lambda f: f[0])
-            captions[i] = Caption(vocab.decode(seq), total / max(length, 1))
-    unmet = [i for i in range(n) if captions[i] is None]  # constraints no caption could meet
-    if unmet:
-        free = beam_search(decoder, vocab, np.asarray(features)[unmet], width, max_length, length_penalty,
-                           penalties=None if penalties is None else penalties[unmet])
-        for i, caption in zip(unmet, free):
-            captions[i] = caption
-    return captions
+            best[i] = (seq, total / max(length, 1))
+    return best
 
 
 class _Machine:

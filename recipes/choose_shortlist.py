@@ -1,0 +1,85 @@
+"""The output-layer shortlist of the shipped default decoding, chosen on the dev-select halves.
+
+    python recipes/choose_shortlist.py [BUNDLE] [--data-root ../shared/data] [--write]
+
+A shortlisted step scores only the vocabulary's N most frequent words plus the words the
+photo's constraints ask for (captioner.captioning.search.shortlist). Each N is scored with the
+card's decoding (beam, guidance) on Flickr8k and coco_dev dev-select and timed on the
+Flickr8k dev-select features; the smallest N whose BLEU-4 and CIDEr-D stay within TOLERANCE of
+the whole vocabulary's on both is chosen. Then both are scored on the dev-report halves, which
+no choice has seen. ``--write`` records the choice in the bundle's card.json only (its
+model.keras is left as it is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from captioner.captioning.captioner import PRETRAINED, Captioner  # noqa: E402
+from captioner.files import atomic_write_text, json_text  # noqa: E402
+
+TRIED = (500, 1000, 1500, 2000, 3000)
+TOLERANCE = 0.2  # BLEU-4 and CIDEr-D points, as the speed issue allows
+KEYS = ("BLEU-4", "CIDEr-D", "CHAIR-s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path, nargs="?", default=PRETRAINED)
+    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--write", action="store_true", help="record the choice in the card")
+    args = parser.parse_args()
+    sets = {"flickr": ("flickr8k_mini/Flickr8k.token.txt", "flickr8k_mini/Images"),
+            "coco": ("coco_dev/captions.token.txt", "coco_dev/Images")}
+    captioner = Captioner.load(args.bundle)
+    decoding = captioner.card.setdefault("decoding", {})
+    decoding.pop("shortlist", None)
+
+    def score(frequent: int | None, split: str) -> dict:
+        decoding["shortlist"] = frequent
+        found = {}
+        for name, (data, images) in sets.items():
+            start = time.perf_counter()
+            scores = captioner.evaluate(args.data_root / data, args.data_root / images, split=split,
+                                        progress=False)
+            found[name] = {k: round(scores[k], 2) for k in KEYS} | {"images": scores["images"]}
+            found[name]["seconds"] = round(time.perf_counter() - start, 1)
+        return found
+
+    score(None, "dev-select")  # a first pass encodes the photos into the cache: untimed
+    full = score(None, "dev-select")
+    print(f"whole vocabulary ({len(captioner.vocab)} words): {full}", flush=True)
+    tried, chosen = {}, None
+    for frequent in TRIED:
+        tried[frequent] = score(frequent, "dev-select")
+        close = all(abs(tried[frequent][s][k] - full[s][k]) <= TOLERANCE
+                    for s in sets for k in ("BLEU-4", "CIDEr-D"))
+        print(f"shortlist {frequent}: {tried[frequent]}{'  within tolerance' if close else ''}", flush=True)
+        if close and chosen is None:
+            chosen = frequent
+    report = {"whole vocabulary": score(None, "dev-report")}
+    if chosen:
+        report[f"shortlist {chosen}"] = score(chosen, "dev-report")
+    print(f"chosen: {chosen}\ndev-report: {json.dumps(report)}")
+    if args.write:
+        card_path = Path(args.bundle) / "card.json"
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["decoding"]["shortlist"] = chosen
+        card["decoding"]["shortlist_chosen_by"] = (
+            f"python recipes/choose_shortlist.py: the smallest of {list(TRIED)} within {TOLERANCE} "
+            "BLEU-4 and CIDEr-D of the whole vocabulary on Flickr8k and coco_dev dev-select")
+        card["decoding"]["shortlist_tried"] = {"whole": full, **{str(k): v for k, v in tried.items()},
+                                               "dev_report": report}
+        atomic_write_text(card_path, json_text(card))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
