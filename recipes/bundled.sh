@@ -41,3 +41,6 @@ python recipes/choose_everyday.py "$run/scst" "$run/language_model.weights.h5" "
   --data-root "$data"
 rm -rf captioner/pretrained/flickr8k_lite0
 cp -r "$run/final" captioner/pretrained/flickr8k_lite0
+
+# 5. The output-layer shortlist of the default decoding, chosen on dev-select (card only).
+python recipes/choose_shortlist.py captioner/pretrained/flickr8k_lite0 --data-root "$data" --write
