@@ -7,8 +7,9 @@ as `captioner caption` does it. The shipped default comes first (the card's beam
 the tags, objects held back): what a user gets. The decoder's share is the time of the
 decoding alone (on features already computed: the tags and the search for the default, the
 search for the others) over the end-to-end time. The search is also timed stepping the
-Keras decoder eagerly (as before the numpy step), side by side in the same run. Without
---model: the bundled captioner; give a show-and-tell bundle too to compare decoder types.
+Keras decoder eagerly (as before the numpy step; loading it is left out), and the default
+without the card's output-layer shortlist, side by side in the same run. Without --model:
+the bundled captioner; give a show-and-tell bundle too to compare decoder types.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ def main() -> int:
 
 
 def _rows(captioner, paths):
-    from captioner.captioning.numpy_step import numpy_decoder
     from captioner.captioning.search import beam_search, greedy
     from captioner.encoders.features import as_regions, extract_features
 
@@ -75,20 +75,35 @@ def _rows(captioner, paths):
     start = time.perf_counter()
     tags = captioner.tags_of(result.features)
     t_tags = time.perf_counter() - start
-    start = time.perf_counter()
-    for first in range(0, n, 64):
-        captioner.caption_tagged(features[first:first + 64], None if tags is None else tags[first:first + 64])
-    t_decode = time.perf_counter() - start
-    default = f"beam {settings['beam']}" + (", guided" if settings["guided"] else "")
+
+    def guided_search():
+        start = time.perf_counter()
+        for first in range(0, n, 64):
+            captioner.caption_tagged(features[first:first + 64], None if tags is None else tags[first:first + 64])
+        return time.perf_counter() - start
+
+    t_decode = guided_search()
+    decoding = captioner.card.setdefault("decoding", {})
+    shortlist = decoding.get("shortlist")
+    default = (f"beam {settings['beam']}" + (", guided" if settings["guided"] else "")
+               + (f", shortlist {shortlist}" if shortlist else ""))
     rows.append((f"caption end to end, the shipped default ({default})", t_e2e, (t_tags + t_decode) / t_e2e))
     rows.append(("  tags alone (merged, calibrated)", t_tags, None))
     rows.append((f"  search alone, the default ({default}): numpy step", t_decode, None))
+    if shortlist:
+        decoding["shortlist"] = None
+        rows.append(("  search alone, the default with the whole vocabulary: numpy step", guided_search(), None))
+        decoding["shortlist"] = shortlist
 
     def search(decoder, beam):
+        """The free search alone: over ``decoder``, else as caption runs it (the numpy step,
+        shortlisted when the card says so)."""
         start = time.perf_counter()
         for first in range(0, n, 64):
             batch = features[first:first + 64]
-            if beam == 1:
+            if decoder is None:
+                captioner.caption_features(batch, beam=beam)
+            elif beam == 1:
                 greedy(decoder, vocab, batch)
             else:
                 beam_search(decoder, vocab, batch, width=beam)
@@ -98,10 +113,11 @@ def _rows(captioner, paths):
         t_e2e, _ = cold(lambda b=beam: captioner.caption_items(paths, beam=b, progress=False,
                                                                guided=False))
         name = "greedy" if beam == 1 else f"beam {beam}"
-        t_search = search(numpy_decoder(captioner.decoder), beam)  # the step caption uses
+        t_search = search(None, beam)  # as caption runs it
         rows.append((f"caption end to end, {name}", t_e2e, t_search / t_e2e))
         rows.append((f"  search alone, {name}: numpy step", t_search, None))
-        rows.append((f"  search alone, {name}: eager Keras step", search(captioner.decoder, beam), None))
+        rows.append((f"  search alone, {name}: eager Keras step, whole vocabulary",
+                     search(captioner.decoder, beam), None))
     return rows
 
 
