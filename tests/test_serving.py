@@ -127,7 +127,7 @@ def tflite_folder(tmp_path_factory, bundled):
 
 
 def test_the_tflite_files_give_the_python_captions(tflite_folder, bundled, sample_photos):
-    from captioner.captioning.search import beam_search
+    from captioner.captioning.search import beam_search, shortlist
     from captioner.encoders.features import as_regions, extract_features
     from captioner.encoders.tflite_runner import TFLiteRunner
     from captioner.serving.tflite import TFLiteDecoder
@@ -141,7 +141,10 @@ def test_the_tflite_files_give_the_python_captions(tflite_folder, bundled, sampl
     pixels = np.stack([np.asarray(_pixels(p), np.float32) for p in sample_photos])
     np.testing.assert_allclose(as_regions(exported(pixels, ("spatial",))["spatial"]), features,
                                rtol=1e-3, atol=1e-3)  # cached maps are float16
-    captions = beam_search(TFLiteDecoder(tflite_folder / "decoder.tflite"), bundled.vocab, features,
+    decoder = TFLiteDecoder(tflite_folder / "decoder.tflite")
+    if settings["shortlist"]:  # the card's, as caption decodes
+        decoder = decoder.shortlisted(shortlist(settings["shortlist"]))
+    captions = beam_search(decoder, bundled.vocab, features,
                            settings["beam"], settings["max_length"], settings["length_penalty"])
     expected = bundled.caption_features(features)
     assert [c.text for c in captions] == [c.text for c in expected]

@@ -16,9 +16,11 @@ from captioner.data.text import Vocabulary
 
 
 def beam_search_graph(decoder, features: tf.Tensor, width: int, max_length: int,
-                      length_penalty: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+                      length_penalty: float, shortlist: int | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Best caption per image: token ids (N, max_length) ending in ``<end>`` or cut, then pad;
-    their mean log-probability per word; and their lengths (``<end>`` counted)."""
+    their mean log-probability per word; and their lengths (``<end>`` counted). ``shortlist``:
+    only the vocabulary's first (most frequent) words, renormalised over them, as the Python
+    search's shortlisted step (without constraints, its shortlist is just those words)."""
     k, size = width, decoder.vocab_size
     n = tf.shape(features)[0]
     lp = tf.constant(length_penalty, tf.float32)
@@ -26,6 +28,7 @@ def beam_search_graph(decoder, features: tf.Tensor, width: int, max_length: int,
     # Never write <pad>, <start> or <unk>, as the Python search.
     banned = tf.scatter_nd([[Vocabulary.PAD_ID], [Vocabulary.START_ID], [Vocabulary.UNK_ID]],
                            tf.fill([3], never), [size])
+    listed = tf.where(tf.range(size) < (shortlist or size), 0.0, never)
     states = [tf.repeat(s, k, axis=0) for s in decoder.initial_state(features)]
     tokens = tf.fill([n * k], Vocabulary.START_ID)
     alive = tf.concat([tf.zeros([n, 1]), tf.fill([n, k - 1], never)], axis=1)  # one beam to start
@@ -40,6 +43,9 @@ def beam_search_graph(decoder, features: tf.Tensor, width: int, max_length: int,
     def body(t, tokens, states, alive, seqs, done_norm, done_total, done_len, done_seqs, active):
         length = tf.cast(t + 1, tf.float32)
         logp, states = decoder.step(tokens, states)
+        if shortlist:
+            logp = logp + listed
+            logp = logp - tf.reduce_logsumexp(logp, axis=-1, keepdims=True)
         totals = alive[:, :, None] + tf.reshape(logp + banned, [n, k, size])
         value, index = tf.math.top_k(tf.reshape(totals, [n, k * size]), 2 * k)
         beam, word = index // size, index % size

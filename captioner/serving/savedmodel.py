@@ -3,8 +3,8 @@
 Everything runs inside the graph, so the model loads with ``tf.saved_model.load`` (or
 TensorFlow Serving) where captioner is not installed: JPEG/PNG/GIF/BMP decoding, the resize to
 the encoder's input (bicubic with antialiasing, as Pillow's resize), the encoder, and the
-decoder's beam search (captioner.serving.graph_search) with the beam and length penalty the
-bundle's card chose. As ``caption`` does, transparency is composited on white, and an image
+decoder's beam search (captioner.serving.graph_search) with the beam, length penalty and
+shortlist the bundle's card chose. As ``caption`` does, transparency is composited on white, and an image
 that is no JPEG/PNG/GIF/BMP, whose header is cut short, or that has more pixels than
 ``load_image`` accepts is refused from its header, before decoding: its row gets an error and
 no caption while the rest of the request is captioned (a body corrupt past a valid header
@@ -40,6 +40,7 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
     if isinstance(captioner.decoder, Ensemble):
         raise CaptionerError("an ensemble cannot be exported yet; export one of its members")
     settings = captioner.decoding(beam, length_penalty)
+    shortlist = captioner.card.get("decoding", {}).get("shortlist")  # as caption decodes
     encoder, decoder, kind = captioner.encoder, captioner.decoder, captioner.feature_kind
     size = encoder.input_size
     words = tf.constant(list(captioner.vocab.id_to_word))
@@ -66,7 +67,7 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
         if kind == "spatial":  # (N, h, w, C) as (N, regions, C), what an attention decoder reads
             features = tf.reshape(features, [tf.shape(features)[0], -1, features.shape[-1]])
         ids, scores, _ = beam_search_graph(decoder, features, settings["beam"], DEFAULT_MAX_LENGTH,
-                                           settings["length_penalty"])
+                                           settings["length_penalty"], shortlist)
         fine = problems == ""
         return {"captions": tf.where(fine, ids_to_text(ids, words), ""),
                 "scores": tf.where(fine, scores, float("nan")), "errors": problems}

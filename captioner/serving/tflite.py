@@ -11,6 +11,7 @@ calls, and ``TFLiteDecoder`` lets captioner's own searches step through the file
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -66,6 +67,7 @@ def export_tflite(captioner, out: Path, beam: int | None = None,
         captioner.vocab.save(staging / "vocab.json")
         atomic_write_text(staging / "decoding.json", json.dumps(
             {**captioner.decoding(beam, length_penalty), "max_length": DEFAULT_MAX_LENGTH,
+             "shortlist": captioner.card.get("decoding", {}).get("shortlist"),
              "input_size": encoder.input_size, "feature_kind": captioner.feature_kind}, indent=1))
         os.replace(staging, out)
     except BaseException:
@@ -84,6 +86,8 @@ class TFLiteDecoder:
     """The exported ``decoder.tflite`` with the decoder interface captioner's searches use
     (``initial_state``, ``step``, ``vocab_size``), so they run on the exported files."""
 
+    words = None  # the shortlist's word ids (see ``shortlisted``); None: the whole vocabulary
+
     def __init__(self, path: Path):
         interpreter = open_interpreter(Path(path))
         self._init = interpreter.get_signature_runner("init")
@@ -99,4 +103,16 @@ class TFLiteDecoder:
         """Next-word log-probabilities (N, V) and the new states."""
         out = self._step(tokens=np.asarray(tokens, "int32"),
                          **{f"state_{i}": np.asarray(s, "float32") for i, s in enumerate(states)})
-        return out["log_probs"], [out[f"state_{i}"] for i in range(len(states))]
+        logp = out["log_probs"]
+        if self.words is not None:  # the shortlist's columns, renormalised over them
+            logp = logp[:, self.words]
+            peak = logp.max(-1, keepdims=True)
+            logp = logp - (peak + np.log(np.exp(logp - peak).sum(-1, keepdims=True)))
+        return logp, [out[f"state_{i}"] for i in range(len(states))]
+
+    def shortlisted(self, words) -> TFLiteDecoder:
+        """This decoder scoring only ``words`` (sorted ids), as the numpy step's ``shortlisted``:
+        the file still computes every word; the searches rank the shortlist's columns."""
+        twin = copy.copy(self)
+        twin.words = np.asarray(words, dtype=np.intp)
+        return twin
