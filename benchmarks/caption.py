@@ -1,6 +1,6 @@
 """Captioning throughput on the real Flickr8k photos: end to end against the encoder alone.
 
-    python benchmarks/caption.py [--images DIR] [--limit N] [--model BUNDLE ...]
+    python benchmarks/caption.py [--images DIR] [--limit N] [--model BUNDLE ...] [--baseline REV]
 
 Every run starts from a cold feature cache, so "end to end" is decode + encode + caption,
 as `captioner caption` does it. The shipped default comes first (the card's beam, guided by
@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from worktree import ROOT, worktree
+
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "flickr8k_mini" / "Images"
 
 
@@ -31,6 +33,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=400)
     parser.add_argument("--model", type=Path, action="append", default=[],
                         help="a captioner bundle (repeat for several; default: the bundled one)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="then run this script as it was at commit REV, on the same photos")
     args = parser.parse_args()
     if not args.images.is_dir():
         print(f"skipped: {args.images} is absent (the real photos live in ../shared/data)")
@@ -48,6 +52,12 @@ def main() -> int:
         for name, seconds, share in _rows(captioner, paths):
             print(f"| {decoder} | {name} | {len(paths) / seconds:.1f} | "
                   f"{'' if share is None else f'{share:.0%}'} |", flush=True)
+    if args.baseline:
+        with worktree(args.baseline) as tree:
+            print(f"\nthe same, at commit {args.baseline}:", flush=True)
+            subprocess.run([sys.executable, "benchmarks/caption.py", "--images", str(args.images.resolve()),
+                            "--limit", str(args.limit)], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                           stderr=subprocess.DEVNULL, check=True)
     return 0
 
 

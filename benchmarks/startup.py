@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from worktree import BASELINE, ROOT, worktree
+
 DEFAULT_PHOTO = ROOT.parent / "shared" / "data" / "flickr8k_mini" / "Images" / "2090545563_a4e66ec76b.jpg"
-BASELINE = "c93c92a"  # the last commit before captioning left TensorFlow behind
 
 
 def main() -> int:
@@ -38,9 +38,6 @@ def main() -> int:
     from PIL import Image
 
     work = Path(tempfile.mkdtemp(prefix="captioner-startup-"))
-    baseline = work / "baseline"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), args.baseline],
-                   check=True, capture_output=True)
     env = {**os.environ, "CAPTIONER_CACHE": str(work / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     quality = iter(range(95, 0, -1))  # a new JPEG quality, hence new bytes, for every run
 
@@ -58,7 +55,7 @@ def main() -> int:
             raise SystemExit(f"{tree}: caption failed: {done.stderr[-500:]}")
         return time.perf_counter() - start, done
 
-    try:
+    with worktree(args.baseline) as baseline:
         trees = {f"before ({args.baseline})": baseline, "now": ROOT}
         for tree in trees.values():
             caption(tree)  # converts the encoder once: later runs find it cached
@@ -74,9 +71,6 @@ def main() -> int:
             heavy = [line for line in traced.stderr.splitlines() if line.startswith("import time:")
                      and line.split("|")[-1].strip().split(".")[0] in ("tensorflow", "keras")]
             print(f"| {name} | {seconds:.2f} | {len(heavy)} |", flush=True)
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
-                       capture_output=True)
     return 0
 
 
