@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+from captioner.captioning.bundle import Bundle, save_bundle
 from captioner.captioning.config import TrainConfig
 from captioner.captioning.ensemble import Ensemble
 from captioner.captioning.numpy_step import numpy_decoder
+from captioner.captioning.plain_weights import index_path, read_step
 from captioner.captioning.search import beam_search, greedy
 from captioner.captioning.train import build_decoder
 from captioner.data.text import Vocabulary
@@ -25,10 +27,18 @@ def _decoder(kind: str, seed: int):
     return decoder, shape
 
 
+@pytest.mark.parametrize("source", ["snapshot", "saved"])
 @pytest.mark.parametrize("kind", ["show_tell", "attention"])
-def test_the_numpy_step_gives_the_keras_log_probabilities(kind):
+def test_the_numpy_step_gives_the_keras_log_probabilities(kind, source, tmp_path):
+    """From the Keras decoder's weights in memory, or read back from a saved bundle's plain
+    weights without Keras (captioner.captioning.plain_weights)."""
     decoder, shape = _decoder(kind, seed=1)
-    fast = numpy_decoder(decoder)
+    if source == "snapshot":
+        fast = numpy_decoder(decoder)
+    else:
+        save_bundle(tmp_path / "bundle", Bundle(decoder, {"encoder": "efficientnet_lite0"}, vocab=VOCAB))
+        assert index_path(tmp_path / "bundle" / "model.keras").is_file()  # written by the save
+        fast = read_step(tmp_path / "bundle" / "model.keras")
     features = np.random.default_rng(2).random((5, *shape), dtype="float32")
     slow_states, fast_states = decoder.initial_state(features), fast.initial_state(features)
     tokens = np.full(5, Vocabulary.START_ID)

@@ -1,48 +1,27 @@
-"""A bundle's plain weights (captioner.captioning.plain_weights): the numpy step read from the
-saved .keras file with h5py alone steps exactly as the Keras decoder does."""
+"""A bundle's plain weights (captioner.captioning.plain_weights): a loaded bundle captions from
+them without Keras, old bundles still load, damage is one clear error."""
 
 import json
 
 import numpy as np
 import pytest
+from test_numpy_step import VOCAB, _decoder
 
 from captioner.captioning.bundle import Bundle, save_bundle
 from captioner.captioning.captioner import PRETRAINED, Captioner
-from captioner.captioning.config import TrainConfig
 from captioner.captioning.plain_weights import index_path, read_step
-from captioner.captioning.train import build_decoder
 from captioner.data.text import Vocabulary
 from captioner.errors import BundleError
 
-VOCAB = Vocabulary.build([f"w{i} w{i + 1} w{i + 2}" for i in range(40)], min_count=1)
 CARD = {"encoder": "efficientnet_lite0", "decoding": {"beam": 3, "length_penalty": 1.0}}
 
 
 def _saved(kind: str, folder, seed: int = 0):
-    config = TrainConfig(decoder=kind, embed_dim=16, units=24, attention_dim=12, seed=seed,
-                         num_layers=2 if kind == "show_tell" else 1)
-    shape = (6, 20) if kind == "attention" else (20,)
-    decoder = build_decoder(VOCAB, shape, config)
-    rng = np.random.default_rng(seed)
-    decoder.set_weights([rng.normal(scale=0.6, size=w.shape) for w in decoder.get_weights()])
+    """A small decoder of large random weights, saved as a bundle (the step against Keras, from
+    such a bundle: tests/test_numpy_step.py)."""
+    decoder, shape = _decoder(kind, seed)
     save_bundle(folder, Bundle(decoder, dict(CARD), vocab=VOCAB))
     return decoder, shape
-
-
-@pytest.mark.parametrize("kind", ["show_tell", "attention"])
-def test_the_step_read_from_a_saved_bundle_steps_as_the_keras_decoder(kind, tmp_path):
-    decoder, shape = _saved(kind, tmp_path / "bundle")
-    assert index_path(tmp_path / "bundle" / "model.keras").is_file()  # written by the save itself
-    step = read_step(tmp_path / "bundle" / "model.keras")
-    features = np.random.default_rng(1).random((4, *shape), dtype="float32")
-    slow_states, fast_states = decoder.initial_state(features), step.initial_state(features)
-    tokens = np.full(4, Vocabulary.START_ID)
-    for _ in range(5):
-        slow, slow_states = decoder.step(tokens.astype("int32"), slow_states)
-        quick, fast_states = step.step(tokens, fast_states)
-        np.testing.assert_allclose(quick, np.asarray(slow), atol=1e-5)
-        assert np.asarray(slow).std() > 0.5  # far from uniform: a wrong array would show
-        tokens = np.asarray(slow).argmax(-1)
 
 
 def test_a_loaded_bundle_captions_without_its_keras_decoder(tmp_path):
