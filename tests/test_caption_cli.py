@@ -286,8 +286,8 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
     maps = f"/proc/{proc.pid}/maps"
     end = time.monotonic() + 120
     while time.monotonic() < end and proc.poll() is None:
-        with open(maps) as f:  # the encoder's runtime is being loaded: start-up is under way
-            if any(name in f.read() for name in ("ai_edge_litert", "tensorflow")):
+        with open(maps) as f:  # the bundle is being read: start-up is under way
+            if any(name in f.read() for name in ("h5py", "tensorflow")):
                 break
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
