@@ -61,7 +61,20 @@ def constraints_for(tags: list[dict], vocab: Vocabulary, threshold: float = DEFA
 
 
 def _listed_together(word: str, others: set[str]) -> bool:
-    return any(word in words and others & set(words) for words in basic_words())
+    """Whether one ImageNet class lists ``word`` beside one of ``others`` (synonyms)."""
+    classes = _classes_of()
+    mine = classes.get(word, frozenset())
+    return any(mine & classes.get(other, frozenset()) for other in others)
+
+
+@lru_cache(maxsize=1)
+def _classes_of() -> dict[str, frozenset[int]]:
+    """Per basic word, the ImageNet classes that list it (looked up per tag of every photo)."""
+    found: dict[str, set[int]] = {}
+    for index, words in enumerate(basic_words()):
+        for word in words:
+            found.setdefault(word, set()).add(index)
+    return {word: frozenset(indices) for word, indices in found.items()}
 
 
 @lru_cache(maxsize=8)
