@@ -93,8 +93,9 @@ def test_the_savedmodel_captions_like_caption_in_a_process_without_captioner(tmp
 
 def test_the_savedmodel_refuses_bad_images_one_by_one_and_composites_alpha_on_white(
         tmp_path, savedmodel, bundled, sample_photos):
-    """A request holding a decompression bomb and a file that is no image: those two rows get
-    an error, the others their captions; a transparent PNG is read on white, as caption reads it."""
+    """A request holding a decompression bomb, a file that is no image and two whose data is
+    damaged past a valid header: those rows get an error, the others their captions; a
+    transparent PNG is read on white, as caption reads it."""
     import struct
 
     from PIL import Image
@@ -109,12 +110,21 @@ def test_the_savedmodel_refuses_bad_images_one_by_one_and_composites_alpha_on_wh
                      + struct.pack(">II", 100_000, 100_000) + b"\x08\x02\x00\x00\x00")
     text = tmp_path / "notes.png"
     text.write_text("not a picture")
-    files = [sample_photos[0], bomb, clear, text]
+    # Valid headers, then bytes no decoder can read: found only by decoding.
+    noise = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "whole.jpg")
+    garbled = tmp_path / "garbled.jpg"
+    garbled.write_bytes((tmp_path / "whole.jpg").read_bytes()[:300] + noise)
+    zeroed = tmp_path / "zeroed.png"
+    zeroed.write_bytes(clear.read_bytes()[:60] + bytes(4000))
+    files = [sample_photos[0], bomb, clear, text, garbled, zeroed]
     served = serve(savedmodel, files, tmp_path)
     assert served["errors"][0] == served["errors"][2] == ""
     assert served["errors"][1].startswith("too many pixels (100000 x 100000")
     assert served["errors"][3] == "not an image (JPEG, PNG, GIF or BMP)"
+    assert served["errors"][4] == served["errors"][5] == "the image's data is damaged: it cannot be decoded"
     assert served["captions"][1] == served["captions"][3] == "" and served["scores"][1] is None
+    assert served["captions"][4] == served["captions"][5] == "" and served["scores"][5] is None
     free = bundled.caption_items([sample_photos[0], clear], progress=False, guided=False)
     assert [served["captions"][0], served["captions"][2]] == [row["caption"] for row in free]
 

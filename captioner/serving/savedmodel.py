@@ -4,13 +4,13 @@ Everything runs inside the graph, so the model loads with ``tf.saved_model.load`
 TensorFlow Serving) where captioner is not installed: JPEG/PNG/GIF/BMP decoding, the resize to
 the encoder's input (bicubic with antialiasing, as Pillow's resize), the encoder, and the
 decoder's beam search (captioner.serving.graph_search) with the beam, length penalty and
-shortlist the bundle's card chose. As ``caption`` does, transparency is composited on white, and an image
-that is no JPEG/PNG/GIF/BMP, whose header is cut short, or that has more pixels than
-``load_image`` accepts is refused from its header, before decoding: its row gets an error and
-no caption while the rest of the request is captioned (a body corrupt past a valid header
-still fails the request). Two things of the Python path stay outside: EXIF orientation, and
-guided captions (the tags' constraints and held-back objects); tests/test_serving.py measures
-the agreement with ``caption``.
+shortlist the bundle's card chose. As ``caption`` does, transparency is composited on white.
+An image that is no JPEG/PNG/GIF/BMP, whose header is cut short, or that has more pixels than
+``load_image`` accepts is refused from its header, before decoding, and one whose data past a
+valid header cannot be decoded is refused when its decoding fails: its row gets an error and
+no caption while the rest of the request is captioned. Two things of the Python path stay
+outside: EXIF orientation, and guided captions (the tags' constraints and held-back
+objects); tests/test_serving.py measures the agreement with ``caption``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from captioner.captioning.search import DEFAULT_MAX_LENGTH
 from captioner.data.images import DEFAULT_MAX_PIXELS
 from captioner.errors import CaptionerError
 from captioner.serving.graph_search import beam_search_graph, ids_to_text
+
+DAMAGED = "the image's data is damaged: it cannot be decoded"
 
 
 def export_savedmodel(captioner, out: Path, beam: int | None = None,
@@ -61,8 +63,7 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve(images):
-        batch, problems = tf.map_fn(checked, images, fn_output_signature=(
-            tf.TensorSpec([size, size, 3], tf.float32), tf.TensorSpec([], tf.string)))
+        batch, problems = _each_checked(images, checked, size)
         features = encoder.model(batch, training=False)[kind]
         if kind == "spatial":  # (N, h, w, C) as (N, regions, C), what an attention decoder reads
             features = tf.reshape(features, [tf.shape(features)[0], -1, features.shape[-1]])
@@ -84,6 +85,23 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _each_checked(images, checked, size: int):
+    """``checked`` (pixels, why refused) of every image, in a tf.data pipeline that drops a row
+    whose ops fail (its data is damaged past the header checks: the reason given is DAMAGED).
+    A graph cannot catch an op's error, so else one such file would fail the whole request."""
+    import tensorflow as tf
+
+    count = tf.shape(images)[0]
+    rows = tf.data.Dataset.from_tensor_slices((tf.range(count), images))
+    rows = rows.map(lambda i, data: (i, *checked(data))).ignore_errors()
+    start = (tf.zeros([0], tf.int32), tf.zeros([0, size, size, 3]), tf.zeros([0], tf.string))
+    index, batch, problems = rows.reduce(start, lambda got, row: tuple(
+        tf.concat([part, new[None]], 0) for part, new in zip(got, row)))
+    where = index[:, None]
+    return (tf.scatter_nd(where, batch, [count, size, size, 3]),
+            tf.tensor_scatter_nd_update(tf.fill([count], DAMAGED), where, problems))
 
 
 def _problem(data, max_pixels: int):
