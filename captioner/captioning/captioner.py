@@ -38,6 +38,7 @@ from captioner.errors import BundleError, CaptionerError, ImageError
 from captioner.evaluation.captions import evaluate_captions
 from captioner.evaluation.hallucination import hallucination
 from captioner.files import atomic_path
+from captioner.machine import on_every_core
 from captioner.results.figures import PANEL, attention_figure
 from captioner.results.journal import ResultWriter, result_writer
 from captioner.results.writers import check_per_image
@@ -274,10 +275,17 @@ class Captioner:
         frequent = self.card.get("decoding", {}).get("shortlist")  # chosen on dev; None: all words
         if frequent:
             decoder = decoder.shortlisted(shortlist(frequent, constraints or ()))
-        if settings["beam"] <= 1 and not any(constraints or ()):
-            return greedy(decoder, self.vocab, features, max_length, penalties)
-        return beam_search(decoder, self.vocab, features, settings["beam"], max_length,
-                           settings["length_penalty"], penalties=penalties, image_constraints=constraints)
+        free = settings["beam"] <= 1 and not any(constraints or ())
+
+        def run(rows: slice) -> list[Caption]:  # each image's search is its own: rows can split
+            held = None if penalties is None else penalties[rows]
+            if free:
+                return greedy(decoder, self.vocab, features[rows], max_length, held)
+            return beam_search(decoder, self.vocab, features[rows], settings["beam"], max_length,
+                               settings["length_penalty"], penalties=held,
+                               image_constraints=None if constraints is None else constraints[rows])
+
+        return on_every_core(run, len(features))
 
     def caption(self, images, beam: int | None = None, recursive: bool = False,
                 output: Path | None = None, overwrite: bool = False, attention: bool | Path = False,

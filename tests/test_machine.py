@@ -1,0 +1,45 @@
+"""captioner.machine: the cores a process may use, and work split over them."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from captioner import machine
+
+
+def test_work_split_over_every_core_comes_back_whole_and_in_order(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setattr(machine, "cores", lambda: 3)
+    calls = []
+
+    def run(rows: slice) -> list:
+        blas = {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+        calls.append((rows, threading.current_thread().name, blas))
+        return list(range(rows.start, rows.stop))
+
+    assert machine.on_every_core(run, 100) == list(range(100))
+    assert sorted((c[0].start, c[0].stop) for c in calls) == [(0, 33), (33, 66), (66, 100)]
+    assert all(name.startswith("captioner-core") and blas <= {1} for _, name, blas in calls)
+    calls.clear()
+    assert machine.on_every_core(run, 20) == list(range(20))  # too few rows to split
+    assert [c[0] for c in calls] == [slice(0, 20)]
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_a_search_split_over_cores_writes_the_captions_of_one_call(beam, monkeypatch):
+    from test_numpy_step import VOCAB, _decoder
+
+    from captioner.captioning.captioner import Captioner
+
+    decoder, shape = _decoder("attention", seed=13)
+    captioner = Captioner(decoder, VOCAB, {"encoder": "efficientnet_lite0", "decoding": {"beam": beam}})
+    features = np.random.default_rng(14).random((40, *shape), dtype="float32")
+    constraints = [[{10 + i % 7}] if i % 3 else [] for i in range(40)]
+    monkeypatch.setattr(machine, "cores", lambda: 1)
+    one = captioner.caption_features(features, constraints=constraints)
+    monkeypatch.setattr(machine, "cores", lambda: 2)
+    split = captioner.caption_features(features, constraints=constraints)
+    assert [c.text for c in split] == [c.text for c in one]
+    assert [c.score for c in split] == pytest.approx([c.score for c in one], abs=1e-6)
