@@ -27,13 +27,18 @@ def test_work_split_over_every_core_comes_back_whole_and_in_order(monkeypatch):
     assert [c[0] for c in calls] == [slice(0, 20)]
 
 
+@pytest.mark.parametrize("members", [1, 2])
 @pytest.mark.parametrize("beam", [1, 3])
-def test_a_search_split_over_cores_writes_the_captions_of_one_call(beam, monkeypatch):
+def test_a_search_split_over_cores_writes_the_captions_of_one_call(beam, members, monkeypatch):
+    """Also for an ensemble, whose searches keep their layout on it: each piece has its own."""
     from test_numpy_step import VOCAB, _decoder
 
     from captioner.captioning.captioner import Captioner
+    from captioner.captioning.ensemble import Ensemble
 
-    decoder, shape = _decoder("attention", seed=13)
+    decoders = [_decoder("attention", seed=13 + i)[0] for i in range(members)]
+    shape = _decoder("attention", seed=13)[1]
+    decoder = decoders[0] if members == 1 else Ensemble(decoders)
     captioner = Captioner(decoder, VOCAB, {"encoder": "efficientnet_lite0", "decoding": {"beam": beam}})
     features = np.random.default_rng(14).random((40, *shape), dtype="float32")
     constraints = [[{10 + i % 7}] if i % 3 else [] for i in range(40)]

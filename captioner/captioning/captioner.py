@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import itertools
 import time
@@ -279,9 +280,10 @@ class Captioner:
 
         def run(rows: slice) -> list[Caption]:  # each image's search is its own: rows can split
             held = None if penalties is None else penalties[rows]
+            own = copy.copy(decoder)  # an Ensemble keeps its search's layout: one per piece
             if free:
-                return greedy(decoder, self.vocab, features[rows], max_length, held)
-            return beam_search(decoder, self.vocab, features[rows], settings["beam"], max_length,
+                return greedy(own, self.vocab, features[rows], max_length, held)
+            return beam_search(own, self.vocab, features[rows], settings["beam"], max_length,
                                settings["length_penalty"], penalties=held,
                                image_constraints=None if constraints is None else constraints[rows])
 
