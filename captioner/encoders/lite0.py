@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from captioner.encoders.layers import PixelNormalization
-from captioner.encoders.lite0_weights import INPUT_SIZE, pth_path, weights_id
+from captioner.encoders.lite0_weights import INPUT_SIZE, pth_path
 from captioner.encoders.pth_reader import read_state_dict
 from captioner.errors import EncoderError
 
@@ -132,21 +132,21 @@ def load_torch_weights(model: keras.Model, pth_path: Path) -> None:
         layer.set_weights(arrays)
 
 
-def load_lite0(weights: str | None, cache: Path | None) -> tuple[keras.Model, str]:
-    """Lite0 with ImageNet weights (converted once, then read from ``cache``) or random ones."""
+def load_lite0(weights: str | None, cache: Path | None) -> keras.Model:
+    """Lite0 with ImageNet weights (converted once, then read from ``cache``) or random ones
+    (``lite0_weights.weights_id`` names them, and refuses others first)."""
     model = build_lite0(with_classifier=True)
-    name = weights_id(weights)
     if weights is None:
-        return model, name
+        return model
     source = pth_path()
     cached = cache / f"{source.stem}.weights.h5" if cache else None
     if cached is not None and cached.is_file():
         model.load_weights(cached)
-        return model, name
+        return model
     load_torch_weights(model, source)
     if cached is not None:
         from captioner.files import atomic_path
 
         with atomic_path(cached, suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
-    return model, name
+    return model

@@ -48,7 +48,7 @@ def _lite0(weights: str | None, fast: bool) -> Encoder:
     def build():
         from captioner.encoders.lite0 import load_lite0
 
-        return load_lite0(weights, folder)[0]
+        return load_lite0(weights, folder)
 
     size = lite0_weights.INPUT_SIZE
     if not fast or weights is None:
