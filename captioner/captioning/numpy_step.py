@@ -95,8 +95,9 @@ class _Lstm:
         return _sigmoid(o) * np.tanh(c), c
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """In place (the logits are the step's own): the largest arrays of a step, so no copies."""
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities from logits, in place (a step's logits are its own, and its largest
+    arrays: no copies)."""
     logits -= logits.max(-1, keepdims=True)
     logits -= np.log(np.exp(logits).sum(-1, keepdims=True))
     return logits
@@ -131,7 +132,7 @@ class _Step:
         kernel, bias = self.logits
         logits = h @ kernel
         logits += bias
-        return _log_softmax(logits)
+        return log_softmax(logits)
 
 
 class ShowTellStep(_Step):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from captioner.captioning.ensemble import Ensemble
+from captioner.captioning.numpy_step import log_softmax
 from captioner.captioning.search import DEFAULT_MAX_LENGTH
 from captioner.encoders.tflite_runner import convert, open_interpreter
 from captioner.errors import CaptionerError
@@ -105,9 +106,7 @@ class TFLiteDecoder:
                          **{f"state_{i}": np.asarray(s, "float32") for i, s in enumerate(states)})
         logp = out["log_probs"]
         if self.words is not None:  # the shortlist's columns, renormalised over them
-            logp = logp[:, self.words]
-            peak = logp.max(-1, keepdims=True)
-            logp = logp - (peak + np.log(np.exp(logp - peak).sum(-1, keepdims=True)))
+            logp = log_softmax(logp[:, self.words])
         return logp, [out[f"state_{i}"] for i in range(len(states))]
 
     def shortlisted(self, words) -> TFLiteDecoder:
