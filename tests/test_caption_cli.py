@@ -297,14 +297,15 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
     assert proc.returncode == 130 and "captioner: interrupted" in err and "Traceback" not in err
 
 
-def test_captioning_a_photo_imports_neither_tensorflow_nor_keras(lite0, sample_photos):
+@pytest.mark.parametrize("flags", [[], ["--attention-maps"]])
+def test_captioning_a_photo_imports_neither_tensorflow_nor_keras(lite0, sample_photos, flags):
     """Once the encoder's TFLite file is cached, ``caption`` runs on LiteRT and numpy alone:
-    the decoder steps from the bundle's plain weights."""
+    the decoder steps (and gives its attention maps) from the bundle's plain weights."""
     import subprocess
     import sys
 
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "captioner", "caption",
-                           str(sample_photos[0])], capture_output=True, text=True, timeout=300)
+                           str(sample_photos[0]), *flags], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.count("|") == 1, proc.stderr[-500:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:")}

@@ -50,6 +50,15 @@ def test_the_numpy_step_gives_the_keras_log_probabilities(kind, source, tmp_path
         tokens = np.asarray(slow).argmax(-1)
 
 
+def test_the_numpy_attention_maps_are_the_keras_ones():
+    decoder, shape = _decoder("attention", seed=15)
+    features = np.random.default_rng(16).random((3, *shape), dtype="float32")
+    tokens = np.random.default_rng(17).integers(4, len(VOCAB), (3, 5)).astype("int32")
+    keras_maps = np.asarray(decoder.attention_maps(features, tokens))
+    np.testing.assert_allclose(numpy_decoder(decoder).attention_maps(features, tokens), keras_maps, atol=1e-5)
+    assert keras_maps.std(axis=-1).mean() > 0.01  # not uniform: a wrong step would show
+
+
 def test_searches_over_the_numpy_step_write_the_keras_captions():
     members = [_decoder("show_tell", seed=3)[0], _decoder("attention", seed=4)[0]]
     features = np.random.default_rng(5).random((4, 1, 6, 20), dtype="float32")

@@ -405,7 +405,7 @@ class Captioner:
         for row, words in enumerate(ids):
             tokens[row, : len(words) + 1] = [Vocabulary.START_ID, *words]
         # Step t reads token t and attends to choose word t + 1: word i's weights are at i - 1.
-        alphas = np.asarray(self.decoder.attention_maps(features, tokens))
+        alphas = np.asarray(self.step().attention_maps(features, tokens))
         return [alphas[row, : len(words)] for row, words in enumerate(ids)]
 
     def _need_attention(self) -> None:

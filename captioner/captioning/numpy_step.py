@@ -196,6 +196,16 @@ class AttentionStep(_Step):
         alpha /= alpha.sum(-1, keepdims=True)
         return alpha, _sigmoid(h @ kg + bg)
 
+    def attention_maps(self, features, tokens) -> np.ndarray:
+        """Attention weights (B, T, R) while reading ``tokens`` (teacher forcing), as the Keras
+        decoder's: the weights of step t are the ones that read token t."""
+        tokens = np.asarray(tokens)
+        states, weights = self.initial_state(features), []
+        for t in range(tokens.shape[1]):
+            weights.append(self.weights(states[0], states[3])[0])
+            _, states = self.step(tokens[:, t], states)
+        return np.stack(weights, axis=1)
+
     def attend(self, h: np.ndarray, maps: np.ndarray, projected: np.ndarray):
         """Attention weights (B, R) and the gated context (B, D), as the Keras ``attend``."""
         alpha, gate = self.weights(h, projected)
