@@ -297,6 +297,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
     assert proc.returncode == 130 and "captioner: interrupted" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("flags", [[], ["--attention-maps"]])
 def test_captioning_a_photo_imports_neither_tensorflow_nor_keras(lite0, sample_photos, flags):
     """Once the encoder's TFLite file is cached, ``caption`` runs on LiteRT and numpy alone:
     the decoder steps (and gives its attention maps) from the bundle's plain weights."""
