@@ -17,6 +17,7 @@ the image and the text both push hard for can still come through.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -104,3 +105,29 @@ def penalty_rows(held: list[np.ndarray], size: int, penalty: float = HOLD_PENALT
     for row, ids in zip(rows, held):
         row[ids] = -penalty
     return rows
+
+
+def guidance_tables(words: Sequence[str], vocab: Vocabulary) -> dict[str, np.ndarray]:
+    """The lookups ``constraints_for`` and ``held_back`` make, as 0/1 arrays over the tag
+    ``words``, for a graph that guides without Python (captioner.serving): ``forms`` (T, V) the
+    ids each tag may be written as; ``together`` (T, T) the tags one ImageNet class lists
+    together; ``evidence`` (T, O) the objects a tag is evidence of; ``naming`` (O, V) the ids
+    naming each object on its own."""
+    size = len(vocab)
+    forms = np.zeros((len(words), size), dtype=np.float32)
+    classes = np.zeros((len(words), len(basic_words())), dtype=np.float32)
+    for t, word in enumerate(words):
+        forms[t, sorted(word_forms(word, vocab))] = 1.0
+        classes[t, sorted(_classes_of().get(word, ()))] = 1.0
+    named = _object_words(vocab)
+    objects = sorted(named)
+    evidence = np.zeros((len(words), len(objects)), dtype=np.float32)
+    for t, word in enumerate(words):
+        for obj in caption_objects(word):
+            if obj in named:
+                evidence[t, objects.index(obj)] = 1.0
+    naming = np.zeros((len(objects), size), dtype=np.float32)
+    for o, obj in enumerate(objects):
+        naming[o, named[obj]] = 1.0
+    return {"forms": forms, "together": (classes @ classes.T > 0).astype(np.float32),
+            "evidence": evidence, "naming": naming}

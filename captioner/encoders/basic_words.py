@@ -37,7 +37,7 @@ def basic_words() -> tuple[tuple[str, ...], ...]:
 
 
 @lru_cache(maxsize=1)
-def _word_matrix() -> tuple[tuple[str, ...], np.ndarray]:
+def word_matrix() -> tuple[tuple[str, ...], np.ndarray]:
     """The vocabulary in sorted order and the (1000, W) 0/1 matrix of which class lists which word."""
     table = basic_words()
     vocabulary = tuple(sorted({w for words in table for w in words}))
@@ -57,7 +57,7 @@ def basic_tags(probabilities: np.ndarray, k: int = 5) -> list[list[dict]]:
     probabilities = np.atleast_2d(np.asarray(probabilities, dtype=np.float64))
     if probabilities.shape[1] != N_CLASSES:
         raise ValueError(f"expected (N, {N_CLASSES}) class probabilities, got {probabilities.shape}")
-    vocabulary, matrix = _word_matrix()
+    vocabulary, matrix = word_matrix()
     scores = np.round(probabilities @ matrix, 4)
     # Ranking the rounded scores with a stable sort over the alphabetical columns makes ties go
     # to the earlier word, so equal-looking scores always come out in the same order.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captioner.encoders.basic_words import basic_tags
+from captioner.encoders.basic_words import basic_tags, word_matrix
 from captioner.tagging.concepts import ConceptTagger, shipped_tagger
 from captioner.tagging.merge import FLOOR, Calibration, candidates, merge
 
@@ -38,6 +38,32 @@ class PhotoTagger:
              objects: list[list[dict]] | None = None, k: int | None = None) -> list[list[dict]]:
         """Per photo, its merged tags ``{"tag", "score", "source"[, "count"]}``, best first."""
         return [merge(found, self.calibration, k) for found in self.candidates(probabilities, maps, objects)]
+
+    def tables(self) -> dict:
+        """Its ImageNet words and concepts as arrays over one sorted word list, for a graph that
+        tags without Python (captioner.serving): ``words`` (T); ``imagenet`` (1000, T), the
+        classes that list each word, and ``basic`` (T), which words those are; ``kernel``
+        (C, T), ``bias`` (T) and ``concept`` (T) for the concept detectors (None without)."""
+        basic_vocabulary, classes = word_matrix()
+        concepts = self.concepts.words if self.concepts is not None else []
+        words = sorted(set(basic_vocabulary) | set(concepts))
+        at = {w: t for t, w in enumerate(words)}
+        basic_columns = [at[w] for w in basic_vocabulary]
+        imagenet = np.zeros((classes.shape[0], len(words)))
+        imagenet[:, basic_columns] = classes
+        basic = np.zeros(len(words), dtype=bool)
+        basic[basic_columns] = True
+        tables = {"words": words, "imagenet": imagenet, "basic": basic,
+                  "kernel": None, "bias": None, "concept": None}
+        if self.concepts is not None:
+            columns = [at[w] for w in concepts]
+            tables["kernel"] = np.zeros((self.concepts.kernel.shape[0], len(words)), np.float32)
+            tables["kernel"][:, columns] = self.concepts.kernel
+            tables["bias"] = np.zeros(len(words), np.float32)
+            tables["bias"][columns] = self.concepts.bias
+            tables["concept"] = np.zeros(len(words), dtype=bool)
+            tables["concept"][columns] = True
+        return tables
 
 
 @lru_cache(maxsize=4)
