@@ -491,8 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a captioner as a SavedModel (serving) or TFLite files")
     p.add_argument("out", type=Path, help="folder to create")
     p.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel",
-                   help="savedmodel: image bytes to captions in one graph; tflite: encoder, "
-                        "decoder step and vocabulary (default savedmodel)")
+                   help="savedmodel: image bytes to captions and tags in one graph, guided as "
+                        "the card says; tflite: encoder, decoder step and vocabulary (default "
+                        "savedmodel)")
     p.add_argument("--model", type=Path, help="bundle folder (default: the bundled captioner)")
     p.add_argument("--beam", type=beam, help="beam width (default: the model card's)")
     p.set_defaults(func=cmd_export)

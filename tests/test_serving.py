@@ -40,9 +40,14 @@ SERVE = (
     "files = sys.argv[2:]\n"
     "out = serve(images=tf.constant([open(f, 'rb').read() for f in files]))\n"
     "assert out['scores'].dtype == tf.float32 and out['captions'].shape == (len(files),)\n"
-    "print(json.dumps({'captions': [c.decode() for c in out['captions'].numpy()],\n"
-    "                  'errors': [e.decode() for e in out['errors'].numpy()],\n"
-    "                  'scores': [None if s != s else s for s in out['scores'].numpy().tolist()],\n"
+    "assert out['tags'].shape == out['tag_scores'].shape == (len(files), 5)\n"
+    "text = lambda t: [x.decode() for x in t.numpy().ravel()]\n"
+    "number = lambda t: [None if x != x else x for x in t.numpy().ravel().tolist()]\n"
+    "print(json.dumps({'captions': text(out['captions']), 'errors': text(out['errors']),\n"
+    "                  'scores': number(out['scores']),\n"
+    "                  'tags': [text(row) for row in out['tags']],\n"
+    "                  'tag_scores': [number(row) for row in out['tag_scores']],\n"
+    "                  'tag_sources': [text(row) for row in out['tag_sources']],\n"
     "                  'captioner_loaded': any(m.startswith('captioner') for m in sys.modules)}))\n"
 )
 
@@ -61,35 +66,79 @@ def serve(savedmodel: Path, files: list[Path], where: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_savedmodel_captions_like_caption_in_a_process_without_captioner(tmp_path, savedmodel,
-                                                                            bundled, photos):
+def test_the_savedmodel_captions_and_tags_like_caption_in_a_process_without_captioner(
+        tmp_path, savedmodel, bundled, photos):
+    """The default's guidance is in the graph: the merged tags, the confident ones named, the
+    objects without evidence held back (the card's thresholds). The graph's encoder reads its
+    own resize of the pixels, so scores agree to a rounding step, not bit for bit."""
     served = serve(savedmodel, photos, tmp_path)
     assert not served["captioner_loaded"] and served["errors"] == [""] * len(photos)
+    assert bundled.guidance()["guided"], "the card guides: the test would not see the guidance"
+    rows = bundled.caption_items(photos, progress=False)
+    assert served["captions"] == [row["caption"] for row in rows]
+    assert served["scores"] == pytest.approx([row["score"] for row in rows], abs=0.01)
+    for i, row in enumerate(rows):
+        tags = {t["tag"]: t for t in row["tags"]}
+        # Ranks may swap between near-equal scores; the words above the fifth do not move.
+        assert len(set(served["tags"][i]) & set(tags)) >= 4, (served["tags"][i], row["tags"])
+        for word, score, source in zip(served["tags"][i], served["tag_scores"][i], served["tag_sources"][i]):
+            if word in tags:
+                assert score == pytest.approx(tags[word]["score"], abs=0.02)
+                assert source == tags[word]["source"]
     free = bundled.caption_items(photos, progress=False, guided=False)
-    assert served["captions"] == [row["caption"] for row in free]
-    # The graph's resize matches Pillow's to a rounding step on some pixels, not bit for bit.
-    assert served["scores"] == pytest.approx([row["score"] for row in free], abs=0.01)
-    # `caption` as shipped also guides by tags, which the graph leaves out (issue "corners",
-    # item 2): confident tags must be named, and objects with little evidence are held back.
-    # With the card of the everyday-photos bundle (tags of 0.5 named, objects under 0.3 held
-    # back) 15 of these 40 captions agree. Every one that differs names a confident tag or
-    # drops an object the free caption named.
-    real = [i for i, p in enumerate(photos) if FLICKR in p.parents]
-    if real:
-        from captioner.data.objects import caption_objects
+    assert sum(row["caption"] != f["caption"] for row, f in zip(rows, free)) >= 5, \
+        "the guidance should change some of these captions, else this test does not see it"
 
-        shipped = bundled.caption_items([photos[i] for i in real], progress=False)
-        threshold = bundled.guidance()["guide_threshold"]
-        changed = 0
-        for i, row in zip(real, shipped):
-            if served["captions"][i] != row["caption"]:
-                changed += 1
-                confident = {t["tag"] for t in row["tags"] if t["score"] >= threshold}
-                words = set(row["caption"].split())
-                named = any(w in words or w + "s" in words for w in confident)
-                dropped = caption_objects(served["captions"][i]) - caption_objects(row["caption"])
-                assert named or dropped, (served["captions"][i], row)
-        assert changed < len(real), "guidance should leave some captions as they were"
+
+def test_the_graph_guidance_and_search_equal_the_python_path_on_the_same_features(bundled, photos):
+    """On the very same features (no encoder difference): the graph's tags, constraints and
+    held-back words, and its constrained beam search, give caption_tagged's captions; an image
+    whose constraints cannot be met in time gets its free caption, as in Python."""
+    import tensorflow as tf
+
+    from captioner.captioning.search import beam_search, shortlist
+    from captioner.encoders.features import as_regions, extract_features
+    from captioner.serving.graph_guidance import GraphGuidance
+    from captioner.serving.graph_search import beam_search_graph, ids_to_text
+
+    result = extract_features(photos, bundled.encoder, ("spatial", "probabilities"), progress=False)
+    maps, probabilities = as_regions(result.features["spatial"]), result.features["probabilities"]
+    tags = bundled.tags_of(result.features)
+    guide, settings = bundled.guidance(), bundled.decoding()
+    penalty = bundled.card["decoding"]["hold_penalty"]
+    frequent = bundled.card["decoding"]["shortlist"]
+    graph = GraphGuidance(bundled.tagger, bundled.vocab, guide["guide_threshold"], guide["hold_threshold"], penalty)
+    scores, from_concept = graph.scores(tf.constant(probabilities), tf.constant(maps))
+    words, values, sources = graph.top(scores, from_concept, 5)
+    for row, got, value, source in zip(tags, words.numpy(), values.numpy(), sources.numpy()):
+        assert [w.decode() for w in got] == [t["tag"] for t in row[:5]]
+        assert value == pytest.approx([t["score"] for t in row[:5]], abs=2e-4)
+        assert [s.decode() for s in source] == [t["source"] for t in row[:5]]
+    guides = graph.guides(scores)
+    vocab_words = tf.constant(list(bundled.vocab.id_to_word))
+
+    def captions(max_length):
+        ids, _, _ = beam_search_graph(bundled.decoder, tf.constant(maps), settings["beam"], max_length,
+                                      settings["length_penalty"], frequent, guides)
+        return [t.decode() for t in ids_to_text(ids, vocab_words).numpy()]
+
+    expected = bundled.caption_tagged(maps, tags)
+    assert captions(20) == [c.text for c in expected]
+    assert sum(bool(guides[0].numpy()[i].any()) for i in range(len(photos))) >= 5  # constrained
+    # Two words of two constraints cannot both be written in one word: every image gets the
+    # free caption of one word, the Python search's fallback.
+    wanted, held = bundled._guides(tags)
+    two = [i for i, w in enumerate(wanted) if len(w) == 2]
+    assert two, "no image with two constraints among these photos"
+    short = captions(1)
+    step = bundled.step().shortlisted(shortlist(frequent, wanted))
+    from captioner.captioning.guided import penalty_rows
+
+    python = beam_search(step, bundled.vocab, maps, settings["beam"], 1, settings["length_penalty"],
+                         penalties=penalty_rows(held, len(bundled.vocab), penalty), image_constraints=wanted)
+    assert short == [c.text for c in python]
+    assert all(len(short[i].split()) == 1 for i in two)
+
 
 def test_the_savedmodel_refuses_bad_images_one_by_one_and_composites_alpha_on_white(
         tmp_path, savedmodel, bundled, sample_photos):
@@ -125,8 +174,9 @@ def test_the_savedmodel_refuses_bad_images_one_by_one_and_composites_alpha_on_wh
     assert served["errors"][4] == served["errors"][5] == "the image's data is damaged: it cannot be decoded"
     assert served["captions"][1] == served["captions"][3] == "" and served["scores"][1] is None
     assert served["captions"][4] == served["captions"][5] == "" and served["scores"][5] is None
-    free = bundled.caption_items([sample_photos[0], clear], progress=False, guided=False)
-    assert [served["captions"][0], served["captions"][2]] == [row["caption"] for row in free]
+    rows = bundled.caption_items([sample_photos[0], clear], progress=False)
+    assert [served["captions"][0], served["captions"][2]] == [row["caption"] for row in rows]
+    assert served["tags"][1] == [""] * 5 and served["tag_scores"][1] == [None] * 5
 
 
 @pytest.fixture(scope="module")

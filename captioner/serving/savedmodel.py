@@ -4,13 +4,15 @@ Everything runs inside the graph, so the model loads with ``tf.saved_model.load`
 TensorFlow Serving) where captioner is not installed: JPEG/PNG/GIF/BMP decoding, the resize to
 the encoder's input (bicubic with antialiasing, as Pillow's resize), the encoder, and the
 decoder's beam search (captioner.serving.graph_search) with the beam, length penalty and
-shortlist the bundle's card chose. As ``caption`` does, transparency is composited on white.
+shortlist the bundle's card chose, and the guidance ``caption`` gives by default: the merged
+photo tags (ImageNet words and concepts, calibrated), the confident ones named by the
+caption, objects without evidence held back (captioner.serving.graph_guidance). As ``caption`` does, transparency is composited on white.
 An image that is no JPEG/PNG/GIF/BMP, whose header is cut short, or that has more pixels than
 ``load_image`` accepts is refused from its header, before decoding, and one whose data past a
 valid header cannot be decoded is refused when its decoding fails: its row gets an error and
-no caption while the rest of the request is captioned. Two things of the Python path stay
-outside: EXIF orientation, and guided captions (the tags' constraints and held-back
-objects); tests/test_serving.py measures the agreement with ``caption``.
+no caption while the rest of the request is captioned. Outside the graph: EXIF orientation,
+and the object detector (``caption --objects``, off by default). tests/test_serving.py
+measures the agreement with ``caption``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from captioner.captioning.captioner import TAG_COUNT
 from captioner.captioning.ensemble import Ensemble
+from captioner.captioning.guided import HOLD_PENALTY
 from captioner.captioning.search import DEFAULT_MAX_LENGTH
 from captioner.data.images import DEFAULT_MAX_PIXELS
 from captioner.errors import CaptionerError
@@ -34,9 +38,13 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
     """Write ``captioner`` to the new folder ``out`` as a SavedModel with the signature
     ``serving_default``: ``images`` (tf.string [None]) -> ``captions`` (tf.string [None]),
     ``scores`` (tf.float32 [None], mean log-probability per word), ``errors`` (tf.string
-    [None]: "" for a captioned image, else why it was refused; its caption "", score NaN)."""
+    [None]: "" for a captioned image, else why it was refused; its caption "", score NaN),
+    and, for an encoder with an ImageNet head, the best tags: ``tags``, ``tag_scores`` and
+    ``tag_sources`` ([None, 5]; "" and NaN past an image's tags). Guided as the card says."""
     import keras
     import tensorflow as tf
+
+    from captioner.serving.graph_guidance import GraphGuidance
 
     out = new_folder(out)
     if isinstance(captioner.decoder, Ensemble):
@@ -46,6 +54,10 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
     encoder, decoder, kind = captioner.encoder, captioner.decoder, captioner.feature_kind
     size = encoder.input_size
     words = tf.constant(list(captioner.vocab.id_to_word))
+    guide, tagger = captioner.guidance(), captioner.tagger
+    hold_penalty = captioner.card.get("decoding", {}).get("hold_penalty", HOLD_PENALTY)
+    tagging = None if tagger is None else GraphGuidance(
+        tagger, captioner.vocab, guide["guide_threshold"], guide["hold_threshold"], hold_penalty)
 
     def pixels(data):
         image = tf.cond(tf.io.is_jpeg(data), lambda: _jpeg(data, size), lambda: _on_white(data))
@@ -64,14 +76,21 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve(images):
         batch, problems = _each_checked(images, checked, size)
-        features = encoder.model(batch, training=False)[kind]
-        if kind == "spatial":  # (N, h, w, C) as (N, regions, C), what an attention decoder reads
-            features = tf.reshape(features, [tf.shape(features)[0], -1, features.shape[-1]])
-        ids, scores, _ = beam_search_graph(decoder, features, settings["beam"], DEFAULT_MAX_LENGTH,
-                                           settings["length_penalty"], shortlist)
         fine = problems == ""
+        encoded = encoder.model(batch, training=False)
+        features = _regions(encoded[kind]) if kind == "spatial" else encoded[kind]
+        found, guides = {}, None
+        if tagging is not None:
+            maps = _regions(encoded["spatial"]) if tagging.concepts else None
+            tag_scores, from_concept = tagging.scores(encoded["probabilities"], maps)
+            best = tagging.top(tag_scores, from_concept, TAG_COUNT)
+            for name, part, empty in zip(("tags", "tag_scores", "tag_sources"), best, ("", float("nan"), "")):
+                found[name] = tf.where(fine[:, None], part, empty)
+            guides = tagging.guides(tag_scores) if guide["guided"] else None
+        ids, scores, _ = beam_search_graph(decoder, features, settings["beam"], DEFAULT_MAX_LENGTH,
+                                           settings["length_penalty"], shortlist, guides)
         return {"captions": tf.where(fine, ids_to_text(ids, words), ""),
-                "scores": tf.where(fine, scores, float("nan")), "errors": problems}
+                "scores": tf.where(fine, scores, float("nan")), "errors": problems, **found}
 
     archive = keras.export.ExportArchive()
     archive.track(encoder.model)
@@ -85,6 +104,15 @@ def export_savedmodel(captioner, out: Path, beam: int | None = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _regions(maps):
+    """(N, h, w, C) maps as (N, regions, C), what an attention decoder and the concepts read,
+    through float16 as ``caption`` reads them (captioner.encoders.features.stored)."""
+    import tensorflow as tf
+
+    maps = tf.cast(tf.cast(maps, tf.float16), tf.float32)
+    return tf.reshape(maps, [tf.shape(maps)[0], -1, maps.shape[-1]])
 
 
 def _each_checked(images, checked, size: int):
