@@ -5,8 +5,10 @@
 Exports the bundled captioner as a SavedModel and as TFLite files, then captions the Flickr8k
 dev photos of ../shared/data/flickr8k_mini (selected by the dev split list) four ways: the
 Python API as `captioner caption` runs it (the card's beam and guidance), the same without
-guidance, the SavedModel (loaded with plain tf.saved_model.load), and captioner's beam search
-stepping the exported decoder.tflite on the Python encoder's features. Prints the share of
+guidance, the SavedModel (loaded with plain tf.saved_model.load; guided in the graph, sent
+requests of the photos `caption` decodes together, as the shortlist is a batch's), and
+captioner's beam search stepping the exported decoder.tflite on the Python encoder's features
+(free captions). Prints the share of
 identical captions and each way's images/s.
 """
 
@@ -34,7 +36,8 @@ def main() -> int:
     import tensorflow as tf
 
     from captioner import Captioner, export
-    from captioner.captioning.search import beam_search
+    from captioner.captioning.captioner import STREAM_CHUNK
+    from captioner.captioning.search import beam_search, shortlist
     from captioner.encoders.features import as_regions, extract_features
     from captioner.serving.tflite import TFLiteDecoder
 
@@ -64,14 +67,17 @@ def main() -> int:
 
     def served():
         out = []
-        for first in range(0, len(photos), 32):
-            batch = tf.constant([p.read_bytes() for p in photos[first : first + 32]])
+        for first in range(0, len(photos), STREAM_CHUNK):
+            batch = tf.constant([p.read_bytes() for p in photos[first : first + STREAM_CHUNK]])
             out += [c.decode() for c in serve(images=batch)["captions"].numpy()]
         return out
 
     run("SavedModel (tf.saved_model.load)", served)
     settings = captioner.decoding()
     decoder = TFLiteDecoder(folder / "tflite" / "decoder.tflite")
+    frequent = captioner.card.get("decoding", {}).get("shortlist")
+    if frequent:  # as caption decodes free captions
+        decoder = decoder.shortlisted(shortlist(frequent))
 
     def stepped():
         found = extract_features(photos, captioner.encoder, kinds=(captioner.feature_kind,),
