@@ -124,9 +124,12 @@ def _each_checked(images, checked, size: int):
     count = tf.shape(images)[0]
     rows = tf.data.Dataset.from_tensor_slices((tf.range(count), images))
     rows = rows.map(lambda i, data: (i, *checked(data))).ignore_errors()
+    # Every row that survives in one batch (none: no batch), then joined once to the empty
+    # start: joining row by row would copy the growing batch for every image.
+    whole = rows.batch(tf.cast(tf.maximum(count, 1), tf.int64))
     start = (tf.zeros([0], tf.int32), tf.zeros([0, size, size, 3]), tf.zeros([0], tf.string))
-    index, batch, problems = rows.reduce(start, lambda got, row: tuple(
-        tf.concat([part, new[None]], 0) for part, new in zip(got, row)))
+    index, batch, problems = whole.reduce(start, lambda got, part: tuple(
+        tf.concat([old, new], 0) for old, new in zip(got, part)))
     where = index[:, None]
     return (tf.scatter_nd(where, batch, [count, size, size, 3]),
             tf.tensor_scatter_nd_update(tf.fill([count], DAMAGED), where, problems))
