@@ -66,6 +66,23 @@ def by_image(rows: list[dict]) -> dict[str, dict]:
     return {row["image"]: row for row in rows}
 
 
+def assert_same_rows(rows: list[dict], expected: list[dict]) -> None:
+    """The pipeline's rows are the CLI's: the same images, captions, tag words and errors.
+    Scores may differ by a rounding step: Beam hands the captioner its own batches, and a
+    batch of one row is multiplied by other BLAS kernels than one of four (their sums differ
+    around 1e-6, which can cross a rounding boundary at the 4th decimal)."""
+    got, want = by_image(rows), by_image(expected)
+    assert got.keys() == want.keys()
+    for image, row in got.items():
+        other = want[image]
+        assert row.keys() == other.keys() and row.get("caption") == other.get("caption"), (row, other)
+        assert row.get("error") == other.get("error")
+        if "score" in row:
+            assert row["score"] == pytest.approx(other["score"], abs=2e-4)
+            assert [(t["tag"], t["source"]) for t in row["tags"]] == [(t["tag"], t["source"]) for t in other["tags"]]
+            assert [t["score"] for t in row["tags"]] == pytest.approx([t["score"] for t in other["tags"]], abs=2e-4)
+
+
 def test_encoded_images_decode_as_their_files_and_are_never_cached(tmp_path):
     photo = write_photo(tmp_path / "photo.jpg", size=(300, 200))
     broken = broken_file(tmp_path)
@@ -100,7 +117,7 @@ def test_pipeline_gives_the_cli_rows_for_synthetic_photos(tmp_path, fresh_featur
     files = [write_photo(folder / f"p{seed}.jpg", seed=seed, size=(320, 240)) for seed in (11, 12)]
     files.append(broken_file(folder))
     rows = run_pipeline(folder, tmp_path / "out")
-    assert by_image(rows) == by_image(captioner.caption(files, progress=False))
+    assert_same_rows(rows, captioner.caption(files, progress=False))
     assert by_image(rows)[display_path(files[-1])] == {"image": display_path(files[-1]),
                                                        "error": NOT_AN_IMAGE}
 
@@ -116,7 +133,8 @@ def test_pipeline_gives_the_cli_rows_for_real_photos(tmp_path, fresh_features, c
     files = [Path(f) for f in files] + [broken_file(folder)]
     rows = run_pipeline(folder, tmp_path / "out")
     expected = captioner.caption(files, progress=False)
-    assert len(rows) == 5 and by_image(rows) == by_image(expected)
+    assert len(rows) == 5
+    assert_same_rows(rows, expected)
     assert sum("error" in row for row in rows) == 1
 
 
