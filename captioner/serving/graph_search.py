@@ -86,12 +86,11 @@ def _search(decoder, features, k: int, max_length: int, length_penalty: float, l
         logp = tf.reshape(logp + banned, [n, r, size])
         if penalties is not None:
             logp += penalties[:, None, :]
-        totals = alive[:, :, None] + logp
-        target = tf.bitwise.bitwise_or(state_of[None, :, None], masks[:, None, :])  # (n, r, V)
+        value, beam, word, target = _candidates(alive[:, :, None] + logp, masks, state_of, 2 * k)
         # Per target state, its 2k best candidates; ties to the lower row, then word.
-        grouped = tf.where(tf.equal(target[:, None], groups[None, :, None, None]), totals[:, None], never)
-        value, index = tf.math.top_k(tf.reshape(grouped, [n, m, r * size]), 2 * k)
-        beam, word = index // size, index % size
+        grouped = tf.where(tf.equal(target[:, None, :], groups[None, :, None]), value[:, None, :], never)
+        value, at = tf.math.top_k(grouped, 2 * k)
+        beam, word = tf.gather(beam, at, batch_dims=1), tf.gather(word, at, batch_dims=1)
         finite, ends = value > never, tf.equal(word, Vocabulary.END_ID)
         carries = finite & ~ends
         before = tf.cumsum(tf.cast(carries, tf.int32), axis=2, exclusive=True)
@@ -142,6 +141,30 @@ def _search(decoder, features, k: int, max_length: int, length_penalty: float, l
     length = tf.gather(tf.concat([done_len, tf.fill([n, r], t)], 1), best, batch_dims=1)
     ids = tf.gather(tf.concat([done_seqs, seqs], 1), best, batch_dims=1)
     return ids, total, length, tf.reduce_max(norm, axis=1) > never
+
+
+def _candidates(totals, masks, state_of, count: int):
+    """Per image, the candidates (value, row, word, target state) among which every target
+    state's ``count`` best are, in (row, word) order so that ties go as in the Python search:
+    each row's ``count`` best words that meet no constraint (they keep the row's state), and
+    every word that meets one (few). A state's best are among these, and ranking them is far
+    cheaper than ranking every (row, word)."""
+    n, r, size = tf.shape(totals)[0], tf.shape(totals)[1], tf.shape(totals)[2]
+    meets = masks > 0
+    plain_value, plain_word = tf.math.top_k(tf.where(meets[:, None, :], -float("inf"), totals), count)
+    c = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(meets, tf.int32), axis=1)), 1)
+    own = tf.math.top_k(tf.cast(meets, tf.float32), c).indices  # those words first, by id
+    own_mask = tf.gather(masks, own, batch_dims=1)
+    own_value = tf.where(own_mask[:, None, :] > 0, tf.gather(totals, own, axis=2, batch_dims=1),
+                         -float("inf"))
+    state = state_of[None, :, None]
+    value = tf.concat([plain_value, own_value], axis=2)
+    word = tf.concat([plain_word, tf.broadcast_to(own[:, None, :], [n, r, c])], axis=2)
+    target = tf.concat([tf.broadcast_to(state, [n, r, count]),
+                        tf.bitwise.bitwise_or(state, own_mask[:, None, :])], axis=2)
+    row = tf.broadcast_to(tf.range(r)[None, :, None], tf.shape(word))
+    order = tf.argsort(tf.reshape(row * size + word, [n, -1]), axis=1, stable=True)
+    return [tf.gather(tf.reshape(x, [n, -1]), order, batch_dims=1) for x in (value, row, word, target)]
 
 
 def _settled(live, done_norm, k: int, length, max_length: int, lp) -> tf.Tensor:
