@@ -158,3 +158,23 @@ def test_searches_over_a_shortlist_that_holds_the_best_words_write_the_same_capt
     if search == "constrained":
         assert all(any(VOCAB.id_to_word[w] in c.text.split() for w in (45, 46))
                    for c in (short[0], short[3]))
+
+
+def test_over_a_shortlist_a_photos_caption_does_not_depend_on_the_other_photos_of_its_batch():
+    """Each image reads its own shortlist (the frequent words and its own constraints' words):
+    a neighbour whose tags ask for every rare word changes neither its caption nor its score."""
+    from captioner.captioning.search import shortlist
+
+    full = numpy_decoder(_decoder("attention", seed=13)[0])
+    features = np.random.default_rng(14).random((2, 6, 20), dtype="float32")
+    constraints = [[{45}], [set(range(20, len(VOCAB))) - {45}]]
+
+    def search(rows: list[int]):
+        asked = [constraints[i] for i in rows]
+        return beam_search(full.shortlisted(shortlist(20, asked)), VOCAB, features[rows], width=3,
+                           image_constraints=asked, frequent=20)
+
+    alone, beside = search([0])[0], search([0, 1])[0]
+    assert VOCAB.id_to_word[45] in alone.text.split()
+    assert beside.text == alone.text
+    assert beside.score == pytest.approx(alone.score, abs=1e-5)

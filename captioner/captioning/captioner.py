@@ -285,7 +285,8 @@ class Captioner:
                 return greedy(own, self.vocab, features[rows], max_length, held)
             return beam_search(own, self.vocab, features[rows], settings["beam"], max_length,
                                settings["length_penalty"], penalties=held,
-                               image_constraints=None if constraints is None else constraints[rows])
+                               image_constraints=None if constraints is None else constraints[rows],
+                               frequent=frequent or None)
 
         return on_every_core(run, len(features))
 

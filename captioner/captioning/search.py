@@ -6,6 +6,7 @@ and run the decoder one step at a time (the LSTM state carries the words so far)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,13 +36,18 @@ class Caption:
 NEVER_WRITTEN = (Vocabulary.PAD_ID, Vocabulary.START_ID, Vocabulary.UNK_ID)
 
 
-def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list, images: np.ndarray | None = None):
+def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list, images: np.ndarray | None = None,
+          listed: _Listed | None = None, image: np.ndarray | None = None):
     """The next-word log-probabilities (a writable array) and states; ``images``: per row, the
     row of the fixed states it reads (a decoder that ``steps_by_image``). A shortlisted
-    decoder's columns keep the special tokens' places: its first words are the vocabulary's."""
+    decoder's columns keep the special tokens' places: its first words are the vocabulary's.
+    ``listed``: each row's columns are its ``image``'s own shortlist (renormalised before the
+    special tokens are ruled out, as the exported graph does)."""
     tokens = tokens.astype("int32")
     logp, states = decoder.step(tokens, states) if images is None else decoder.step(tokens, states, images)
     logp = np.require(logp, requirements="W")  # the searches add to it in place
+    if listed is not None:
+        listed.renormalise(logp, image)
     logp[:, list(NEVER_WRITTEN)] = -np.inf
     return logp, states
 
@@ -138,7 +144,8 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
                 max_length: int = DEFAULT_MAX_LENGTH, length_penalty: float = 1.0,
                 constraints: Sequence[Iterable[int]] = (),
                 penalties: np.ndarray | None = None,
-                image_constraints: Sequence[Sequence[Iterable[int]]] | None = None) -> list[Caption]:
+                image_constraints: Sequence[Sequence[Iterable[int]]] | None = None,
+                frequent: int | None = None) -> list[Caption]:
     """The best caption per image by total log-probability / length ** length_penalty
     (0: no normalisation, 1: per-word mean; the length counts ``<end>``).
 
@@ -159,19 +166,26 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     includes the penalties of the words it still uses.
 
     A shortlisted decoder (its ``words``: the ids its log-probability columns stand for) is
-    searched among its columns, and its captions mapped back to word ids at the end.
+    searched among its columns, and its captions mapped back to word ids at the end. With
+    ``frequent`` (the count the shortlist was made with), each image reads only its own
+    shortlist: those first words and its constraints' words, renormalised over them, so that a
+    photo's caption does not depend on the tags of the other photos in its batch.
     """
     n = len(features)
     per_image = [constraints] * n if image_constraints is None else image_constraints
     columns = getattr(decoder, "words", None)
+    listed = None
     if columns is not None:  # every constraint word is in the shortlist (see ``shortlist``)
         per_image = [[np.searchsorted(columns, sorted(int(w) for w in c)) for c in cs] for cs in per_image]
         penalties = None if penalties is None else penalties[:, columns]
-    best = _beam(decoder, features, width, max_length, length_penalty, per_image, penalties, columns)
+        if frequent is not None:
+            listed = _Listed(columns, frequent, per_image)
+    best = _beam(decoder, features, width, max_length, length_penalty, per_image, penalties, columns, listed)
     unmet = [i for i in range(n) if best[i] is None]  # constraints no caption could meet
-    if unmet:
+    if unmet:  # the free caption, from the image's own shortlist still
         free = _beam(decoder, np.asarray(features)[unmet], width, max_length, length_penalty,
-                     [()] * len(unmet), None if penalties is None else penalties[unmet], columns)
+                     [()] * len(unmet), None if penalties is None else penalties[unmet], columns,
+                     None if listed is None else listed.of(unmet))
         for i, found in zip(unmet, free):
             best[i] = found
     return [Caption(vocab.decode(_word_ids(seq, columns)), score) for seq, score in best]
@@ -181,10 +195,43 @@ def _word_ids(seq, columns: np.ndarray | None) -> list[int]:
     return [int(w) for w in seq] if columns is None else [int(columns[w]) for w in seq]
 
 
+class _Listed:
+    """Which of a batch's shortlist columns each image reads: every column of the ``frequent``
+    first words, and past them (``start`` on) only those its own constraints ask for."""
+
+    def __init__(self, columns: np.ndarray, frequent: int, per_image: Sequence):
+        self.start = int(np.searchsorted(columns, max(frequent, Vocabulary.UNK_ID + 1)))
+        self.own = np.zeros((len(per_image), len(columns) - self.start), dtype=bool)
+        for i, constraints in enumerate(per_image):
+            asked = [int(c) for words in constraints for c in words if c >= self.start]
+            self.own[i, np.asarray(asked, dtype=np.intp) - self.start] = True
+
+    def of(self, images) -> _Listed:
+        """The same for these images only."""
+        twin = copy.copy(self)
+        twin.own = self.own[images]
+        return twin
+
+    def renormalise(self, logp: np.ndarray, image: np.ndarray) -> None:
+        """Rule out, in place, each row's columns its image does not list, and renormalise the
+        rest: the few such columns' probability taken off instead of a new sum over all."""
+        if not self.own.size:
+            return
+        extra, foreign = logp[:, self.start:], ~self.own[image]
+        off = np.where(foreign, np.exp(extra), 0.0).sum(-1)
+        extra[foreign] = -np.inf
+        shift = np.log1p(-off)
+        rough = off > 0.5  # log1p(-off) loses digits there: sum what is left instead
+        if rough.any():
+            shift[rough] = np.log(np.exp(logp[rough]).sum(-1))
+        logp -= shift[:, None].astype(logp.dtype)
+
+
 def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty: float,
-          per_image: Sequence, penalties: np.ndarray | None, columns: np.ndarray | None) -> list:
+          per_image: Sequence, penalties: np.ndarray | None, columns: np.ndarray | None,
+          listed: _Listed | None = None) -> list:
     """beam_search in the decoder's columns: per image, the best (columns, mean score), or
-    None where its constraints could not be met."""
+    None where its constraints could not be met; ``listed``: each image's own columns."""
     n = len(features)
     machine = _Machine(per_image)
     m = machine.states
@@ -202,9 +249,10 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
         image = slots // (m * k)
         inputs = tokens if columns is None else columns[tokens]
         if by_image:
-            logp, states = _step(decoder, inputs, states, image)
+            logp, states = _step(decoder, inputs, states, image, listed, image)
         else:  # the decoder reads one row of every state per hypothesis
-            logp, after = _step(decoder, inputs, [s[image] if j in fixed else s for j, s in enumerate(states)])
+            logp, after = _step(decoder, inputs, [s[image] if j in fixed else s for j, s in enumerate(states)],
+                                None, listed, image)
             states = [states[j] if j in fixed else s for j, s in enumerate(after)]
         if penalties is not None:
             logp += penalties[image]

@@ -21,8 +21,8 @@ def beam_search_graph(decoder, features: tf.Tensor, width: int, max_length: int,
                       guides: tuple | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Best caption per image: token ids (N, max_length) ending in ``<end>`` or cut, then pad;
     their mean log-probability per word; and their lengths (``<end>`` counted). ``shortlist``:
-    only the vocabulary's first (most frequent) words and the words the constraints ask for,
-    renormalised over them, as the Python search's shortlisted step. ``guides``: (masks (N, V)
+    per image, only the vocabulary's first (most frequent) words and the words its constraints
+    ask for, renormalised over them, as the Python search with ``frequent``. ``guides``: (masks (N, V)
     of the constraints each word meets, goals (N,), penalties (N, V)) from
     captioner.serving.graph_guidance; an image whose constraints no caption meets gets its
     free caption, as in Python."""
@@ -32,14 +32,15 @@ def beam_search_graph(decoder, features: tf.Tensor, width: int, max_length: int,
         tf.zeros([n, size], tf.int32), tf.zeros([n], tf.int32), None)
     listed = None
     if shortlist:
-        listed = (tf.range(size) < shortlist) | tf.reduce_any(masks > 0, axis=0)
+        listed = (tf.range(size) < max(shortlist, Vocabulary.UNK_ID + 1))[None] | (masks > 0)  # (N, V)
     ids, total, length, met = _search(decoder, features, width, max_length, length_penalty,
                                       listed, masks, goals, penalties)
     if guides is not None:
         def free():
             rows = tf.where(~met)[:, :1]
+            own = None if listed is None else tf.gather_nd(listed, rows)  # their own shortlists
             got = _search(decoder, tf.gather_nd(features, rows), width, max_length, length_penalty,
-                          listed, tf.zeros([tf.shape(rows)[0], size], tf.int32),
+                          own, tf.zeros([tf.shape(rows)[0], size], tf.int32),
                           tf.zeros([tf.shape(rows)[0]], tf.int32), tf.gather_nd(penalties, rows))
             return tuple(tf.tensor_scatter_nd_update(x, rows, y) for x, y in zip((ids, total, length), got))
 
@@ -62,7 +63,7 @@ def _search(decoder, features, k: int, max_length: int, length_penalty: float, l
     # Never write <pad>, <start> or <unk>, as the Python search.
     banned = tf.scatter_nd([[Vocabulary.PAD_ID], [Vocabulary.START_ID], [Vocabulary.UNK_ID]],
                            tf.fill([3], never), [size])
-    off_list = None if listed is None else tf.where(listed, 0.0, never)
+    off_list = None if listed is None else tf.repeat(tf.where(listed, 0.0, never), r, axis=0)  # per row
     state_of = tf.range(r) // k
     groups = tf.range(m)
     states = [tf.repeat(s, r, axis=0) for s in decoder.initial_state(features)]
