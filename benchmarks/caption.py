@@ -47,11 +47,15 @@ def main() -> int:
     models = [Captioner.load(m) for m in args.model] or [Captioner.from_pretrained()]
     print(f"{len(paths)} photos from {args.images}\n")
     print("| decoder | run | images/s | decoder share |\n|---|---|---:|---:|")
+    notes = []
     for captioner in models:
         decoder = captioner.card.get("config", {}).get("decoder", "show_tell")
-        for name, seconds, share in _rows(captioner, paths):
+        rows, note = _rows(captioner, paths)
+        notes += [note] if note else []
+        for name, seconds, share in rows:
             print(f"| {decoder} | {name} | {len(paths) / seconds:.1f} | "
                   f"{'' if share is None else f'{share:.0%}'} |", flush=True)
+    print("".join(f"\n{note}" for note in notes))
     if args.baseline:
         with worktree(args.baseline) as tree:
             print(f"\nthe same, at commit {args.baseline}:", flush=True)
@@ -87,12 +91,13 @@ def _rows(captioner, paths):
     t_tags = time.perf_counter() - start
 
     def guided_search():
-        start = time.perf_counter()
+        start, captions = time.perf_counter(), []
         for first in range(0, n, 64):
-            captioner.caption_tagged(features[first:first + 64], None if tags is None else tags[first:first + 64])
-        return time.perf_counter() - start
+            captions += captioner.caption_tagged(features[first:first + 64],
+                                                 None if tags is None else tags[first:first + 64])
+        return time.perf_counter() - start, [c.text for c in captions]
 
-    t_decode = guided_search()
+    t_decode, shipped = guided_search()
     decoding = captioner.card.setdefault("decoding", {})
     shortlist = decoding.get("shortlist")
     default = (f"beam {settings['beam']}" + (", guided" if settings["guided"] else "")
@@ -100,10 +105,14 @@ def _rows(captioner, paths):
     rows.append((f"caption end to end, the shipped default ({default})", t_e2e, (t_tags + t_decode) / t_e2e))
     rows.append(("  tags alone (merged, calibrated)", t_tags, None))
     rows.append((f"  search alone, the default ({default}): numpy step", t_decode, None))
+    note = None
     if shortlist:
         decoding["shortlist"] = None
-        rows.append(("  search alone, the default with the whole vocabulary: numpy step", guided_search(), None))
+        t_whole, whole = guided_search()
+        rows.append(("  search alone, the default with the whole vocabulary: numpy step", t_whole, None))
         decoding["shortlist"] = shortlist
+        changed = sum(a != b for a, b in zip(shipped, whole))
+        note = f"The shortlist changes {changed} of the {n} default captions."
 
     def search(decoder, beam):
         """The free search alone: over ``decoder``, else as caption runs it (the numpy step,
@@ -128,7 +137,7 @@ def _rows(captioner, paths):
         rows.append((f"  search alone, {name}: numpy step", t_search, None))
         rows.append((f"  search alone, {name}: eager Keras step, whole vocabulary",
                      search(captioner.decoder, beam), None))
-    return rows
+    return rows, note
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Exports the bundled captioner as a SavedModel and as TFLite files, then captions
 dev photos of ../shared/data/flickr8k_mini (selected by the dev split list) four ways: the
 Python API as `captioner caption` runs it (the card's beam and guidance), the same without
 guidance, the SavedModel (loaded with plain tf.saved_model.load; guided in the graph, sent
-requests of the photos `caption` decodes together, as the shortlist is a batch's), and
+requests of 128 photos, as `caption` decodes them), and
 captioner's beam search stepping the exported decoder.tflite on the Python encoder's features
 (free captions). Prints the share of
 identical captions and each way's images/s.
