@@ -1,6 +1,6 @@
 """Exported captioners against `captioner caption` on real photos: agreement and speed.
 
-    python benchmarks/export.py [--limit N]
+    python benchmarks/export.py [--limit N] [--coco]
 
 Exports the bundled captioner as a SavedModel and as TFLite files, then captions the Flickr8k
 dev photos of ../shared/data/flickr8k_mini (selected by the dev split list) four ways: the
@@ -9,7 +9,8 @@ guidance, the SavedModel (loaded with plain tf.saved_model.load; guided in the g
 requests of 128 photos, as `caption` decodes them), and
 captioner's beam search stepping the exported decoder.tflite on the Python encoder's features
 (free captions). Prints the share of
-identical captions and each way's images/s.
+identical captions and each way's images/s. ``--coco``: the 118 everyday coco_dev photos too
+(listed by their caption file), whose tags differ most from Flickr8k's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DATA = ROOT.parent / "shared" / "data" / "flickr8k_mini"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=415)
+    parser.add_argument("--coco", action="store_true", help="the coco_dev photos too")
     args = parser.parse_args()
     split = DATA / "Flickr_8k.devImages.txt"
     if not split.is_file():
@@ -43,6 +45,12 @@ def main() -> int:
 
     names = split.read_text().split()
     photos = [p for p in (DATA / "Images" / n for n in names) if p.is_file()][: args.limit]
+    flickr = len(photos)
+    if args.coco:
+        from captioner.data.caption_sets import group_by_image, read_captions
+
+        coco = DATA.parent / "coco_dev"
+        photos += [coco / "Images" / n for n in group_by_image(read_captions(coco / "captions.token.txt").records)]
     captioner = Captioner.from_pretrained()
     folder = Path(tempfile.mkdtemp(prefix="export-bench-"))
     started = time.perf_counter()
@@ -92,7 +100,7 @@ def main() -> int:
     run("decoder.tflite through beam_search (cached features)", stepped)
     reference = timed["caption (card: beam and guidance)"][0]
     free = timed["caption --no-guided"][0]
-    print(f"{len(photos)} Flickr8k dev photos; export took {saved_s:.0f} s (SavedModel) and "
+    print(f"{flickr} Flickr8k dev photos, {len(photos) - flickr} coco_dev photos; export took {saved_s:.0f} s (SavedModel) and "
           f"{tflite_s:.0f} s (TFLite)\n")
     print("| way | images/s | same caption as `caption` | same as `caption --no-guided` |")
     print("|---|---:|---:|---:|")
