@@ -108,6 +108,10 @@ def main() -> int:
         same = sum(a == b for a, b in zip(captions, reference)) / len(photos)
         same_free = sum(a == b for a, b in zip(captions, free)) / len(photos)
         print(f"| {name} | {rate:.1f} | {same:.1%} | {same_free:.1%} |")
+    served_captions = timed["SavedModel (tf.saved_model.load)"][0]
+    for photo, ours, theirs in zip(photos, reference, served_captions):
+        if ours != theirs:
+            print(f"{photo.name}: caption {ours!r}, SavedModel {theirs!r}")
     return 0
 
 
