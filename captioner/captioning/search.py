@@ -269,13 +269,15 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
                       [*history[source[at]], int(word[at])])
             finished[i][:] = sorted([*finished[i], ending], key=lambda f: -f[0])[:k]
         live = live.reshape(n, m, k)
+        _drop_hopeless(live, finished, length, max_length, length_penalty)
         for i in np.flatnonzero(active):
             active[i] = not _settled(finished[i], live[i].ravel(), k, length, max_length, length_penalty)
         grown = np.zeros((n * m * k, length), dtype=int)
         grown[slot[carried]] = np.concatenate([history[source[carried]], word[carried, None]], axis=1)
         seqs = grown.reshape(n, m, k, length)
         scores = np.where(active[:, None, None], live, -np.inf)
-        going = carried & active[slot // (m * k)]  # settled images leave the batch
+        going = carried & active[slot // (m * k)]  # settled images leave the batch...
+        going &= np.isfinite(live.reshape(-1)[slot])  # ...and dropped hypotheses
         order = np.argsort(slot[going])
         slots, tokens = slot[going][order], word[going][order]
         states = [s if j in fixed else np.asarray(s)[row[going][order]] for j, s in enumerate(states)]
@@ -383,12 +385,24 @@ def _settled(finished: list, live: np.ndarray, k: int, length: int, max_length: 
         return True
     if len(finished) < k:
         return False
-    # Log-probabilities only fall as words are added, so a live total bounds its future
-    # totals; the penalty divides by length ** lp, most favourably at one end of the range.
-    best_live = float(np.max(live))
+    return float(_bound(np.max(live), length, max_length, length_penalty)) <= finished[-1][0]
+
+
+def _drop_hopeless(live: np.ndarray, finished: list, length: int, max_length: int,
+                   length_penalty: float) -> None:
+    """Rule out (in place) the live hypotheses (images, states, beam) that can no longer beat
+    their image's best finished caption. Nothing else changes: such a hypothesis ranks below
+    every one that still can (same length, lower total), and so do its continuations."""
+    best_done = np.array([f[0][0] if f else -np.inf for f in finished])
+    live[_bound(live, length, max_length, length_penalty) <= best_done[:, None, None]] = -np.inf
+
+
+def _bound(totals, length: int, max_length: int, length_penalty: float):
+    """The best score a live hypothesis of these totals can still finish with. Log-probabilities
+    only fall as words are added, so a live total bounds its future totals; the penalty divides
+    by length ** lp, most favourably at one end of the lengths still possible."""
     shortest = min(length + 1, max_length)
-    bound = max(best_live / shortest**length_penalty, best_live / max_length**length_penalty)
-    return bound <= finished[-1][0]
+    return np.maximum(totals / shortest**length_penalty, totals / max_length**length_penalty)
 
 
 def next_words(decoder: CaptionDecoder, vocab: Vocabulary, feature: np.ndarray, prefix: str,
