@@ -74,6 +74,11 @@ def test_a_narrow_beam_is_never_better_than_exhaustive(tiny, length_penalty):
             assert scores[caption.text] <= ranking[0][0] + 1e-5
 
 
+def test_no_images_get_no_captions(tiny):
+    decoder, vocab, features = tiny
+    assert beam_search(decoder, vocab, features[:0], width=2, constraints=[_ids(vocab, "red")]) == []
+
+
 def test_width_one_without_penalty_is_greedy(tiny):
     decoder, vocab, features = tiny
     g = greedy(decoder, vocab, features, max_length=MAX_LENGTH)
@@ -250,3 +255,14 @@ def test_dropping_the_hypotheses_that_cannot_win_changes_no_caption_and_steps_fe
     assert [c.text for c in dropping] == [c.text for c in keeping]
     assert [c.score for c in dropping] == pytest.approx([c.score for c in keeping], abs=1e-6)
     assert stepped[0] < stepped[1]
+
+
+def test_a_photos_own_shortlist_renormalises_even_when_a_foreign_word_held_almost_all():
+    """Another photo's tag word with nearly all the probability: what is left for this photo
+    (its own words, all below e^-104, which float32 rounds to 0 unshifted) is renormalised."""
+    from captioner.captioning.search import _Listed
+
+    logp = np.array([[-110, -110, -110, -110, -105, 0]], dtype="float32")  # column 5: foreign
+    _Listed(np.arange(6), 4, [[np.array([4])]]).renormalise(logp, np.array([0]))
+    assert np.isfinite(logp[0, :5]).all() and logp[0, 5] == -np.inf
+    np.testing.assert_allclose(np.exp(logp[0, :5].astype("float64")).sum(), 1.0, rtol=1e-5)

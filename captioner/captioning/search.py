@@ -172,6 +172,8 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     photo's caption does not depend on the tags of the other photos in its batch.
     """
     n = len(features)
+    if not n:  # as greedy: no images, no captions
+        return []
     per_image = [constraints] * n if image_constraints is None else image_constraints
     columns = getattr(decoder, "words", None)
     listed = None
@@ -220,10 +222,13 @@ class _Listed:
         extra, foreign = logp[:, self.start:], ~self.own[image]
         off = np.where(foreign, np.exp(extra), 0.0).sum(-1)
         extra[foreign] = -np.inf
-        shift = np.log1p(-off)
+        with np.errstate(divide="ignore"):  # off of 1: a rough row, summed below
+            shift = np.log1p(-off)
         rough = off > 0.5  # log1p(-off) loses digits there: sum what is left instead
         if rough.any():
-            shift[rough] = np.log(np.exp(logp[rough]).sum(-1))
+            left = logp[rough]
+            top = left.max(-1, keepdims=True)  # shifted, so that tiny values do not round to 0
+            shift[rough] = (top + np.log(np.exp(left - top).sum(-1, keepdims=True)))[:, 0]
         logp -= shift[:, None].astype(logp.dtype)
 
 
