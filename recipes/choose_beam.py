@@ -14,42 +14,25 @@ only (its model.keras is left as it is).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from card_choice import arguments, scores
 
-from captioner.captioning.captioner import PRETRAINED, Captioner  # noqa: E402
-from captioner.files import atomic_write_text, json_text  # noqa: E402
+from captioner.captioning.captioner import Captioner
+from captioner.files import atomic_write_text, json_text
 
 BEAMS = (1, 2, 3, 4, 5, 6)
 TOLERANCE = 0.2  # BLEU-4 and CIDEr-D points, as the speed issue allows
-KEYS = ("BLEU-4", "CIDEr-D", "CHAIR-s")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", type=Path, nargs="?", default=PRETRAINED)
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--write", action="store_true", help="record the choice in the card")
-    args = parser.parse_args()
-    sets = {"flickr": ("flickr8k_mini/Flickr8k.token.txt", "flickr8k_mini/Images"),
-            "coco": ("coco_dev/captions.token.txt", "coco_dev/Images")}
+    args = arguments(__doc__)
     captioner = Captioner.load(args.bundle)
 
     def score(beam: int, split: str) -> dict:
-        found = {}
-        for name, (data, images) in sets.items():
-            start = time.perf_counter()
-            scores = captioner.evaluate(args.data_root / data, args.data_root / images, split=split,
-                                        beam=beam, progress=False)
-            found[name] = {k: round(scores[k], 2) for k in KEYS} | {"images": scores["images"]}
-            found[name]["seconds"] = round(time.perf_counter() - start, 1)
-        return found
+        return scores(captioner, args.data_root, split, beam=beam)
 
     score(1, "dev-select")  # a first pass encodes the photos into the cache: untimed
     tried = {}

@@ -13,45 +13,28 @@ model.keras is left as it is).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from card_choice import SETS, arguments, scores
 
-from captioner.captioning.captioner import PRETRAINED, Captioner  # noqa: E402
-from captioner.files import atomic_write_text, json_text  # noqa: E402
+from captioner.captioning.captioner import Captioner
+from captioner.files import atomic_write_text, json_text
 
 TRIED = (500, 1000, 1500, 2000, 3000)
 TOLERANCE = 0.2  # BLEU-4 and CIDEr-D points, as the speed issue allows
-KEYS = ("BLEU-4", "CIDEr-D", "CHAIR-s")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", type=Path, nargs="?", default=PRETRAINED)
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--write", action="store_true", help="record the choice in the card")
-    args = parser.parse_args()
-    sets = {"flickr": ("flickr8k_mini/Flickr8k.token.txt", "flickr8k_mini/Images"),
-            "coco": ("coco_dev/captions.token.txt", "coco_dev/Images")}
+    args = arguments(__doc__)
     captioner = Captioner.load(args.bundle)
     decoding = captioner.card.setdefault("decoding", {})
     decoding.pop("shortlist", None)
 
     def score(frequent: int | None, split: str) -> dict:
         decoding["shortlist"] = frequent
-        found = {}
-        for name, (data, images) in sets.items():
-            start = time.perf_counter()
-            scores = captioner.evaluate(args.data_root / data, args.data_root / images, split=split,
-                                        progress=False)
-            found[name] = {k: round(scores[k], 2) for k in KEYS} | {"images": scores["images"]}
-            found[name]["seconds"] = round(time.perf_counter() - start, 1)
-        return found
+        return scores(captioner, args.data_root, split)
 
     score(None, "dev-select")  # a first pass encodes the photos into the cache: untimed
     full = score(None, "dev-select")
@@ -60,7 +43,7 @@ def main() -> int:
     for frequent in TRIED:
         tried[frequent] = score(frequent, "dev-select")
         close = all(abs(tried[frequent][s][k] - full[s][k]) <= TOLERANCE
-                    for s in sets for k in ("BLEU-4", "CIDEr-D"))
+                    for s in SETS for k in ("BLEU-4", "CIDEr-D"))
         print(f"shortlist {frequent}: {tried[frequent]}{'  within tolerance' if close else ''}", flush=True)
         if close and chosen is None:
             chosen = frequent

@@ -1,0 +1,40 @@
+"""What the recipes that re-choose one setting of the shipped decoding share: the bundle and
+data arguments, and one set of scores on Flickr8k and coco_dev as `caption` decodes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from captioner.captioning.captioner import PRETRAINED  # noqa: E402
+
+SETS = {"flickr": ("flickr8k_mini/Flickr8k.token.txt", "flickr8k_mini/Images"),
+        "coco": ("coco_dev/captions.token.txt", "coco_dev/Images")}
+KEYS = ("BLEU-4", "CIDEr-D", "CHAIR-s")
+
+
+def arguments(doc: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("bundle", type=Path, nargs="?", default=PRETRAINED,
+                        help="the captioner bundle (default: the shipped one)")
+    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data",
+                        help="the folder holding flickr8k_mini/ and coco_dev/")
+    parser.add_argument("--write", action="store_true", help="record the choice in the card")
+    return parser.parse_args()
+
+
+def scores(captioner, data_root: Path, split: str, **options) -> dict:
+    """Per data set, BLEU-4, CIDEr-D and CHAIR-s of ``split`` decoded with ``options`` (else
+    the card's decoding), the images scored and the seconds it took."""
+    found = {}
+    for name, (data, images) in SETS.items():
+        start = time.perf_counter()
+        got = captioner.evaluate(data_root / data, data_root / images, split=split, progress=False, **options)
+        found[name] = {k: round(got[k], 2) for k in KEYS} | {"images": got["images"]}
+        found[name]["seconds"] = round(time.perf_counter() - start, 1)
+    return found
