@@ -4,6 +4,7 @@ data arguments, and one set of scores on Flickr8k and coco_dev as `caption` deco
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from captioner.captioning.captioner import PRETRAINED  # noqa: E402
+from captioner.files import atomic_write_text, json_text  # noqa: E402
 
 SETS = {"flickr": ("flickr8k_mini/Flickr8k.token.txt", "flickr8k_mini/Images"),
         "coco": ("coco_dev/captions.token.txt", "coco_dev/Images")}
@@ -26,6 +28,15 @@ def arguments(doc: str) -> argparse.Namespace:
                         help="the folder holding flickr8k_mini/ and coco_dev/")
     parser.add_argument("--write", action="store_true", help="record the choice in the card")
     return parser.parse_args()
+
+
+def record(bundle: Path, **decoding) -> None:
+    """Write these fields into the bundle's card.json "decoding" (its model.keras is left as
+    it is: a card field is no reason to store the weights again)."""
+    card_path = Path(bundle) / "card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["decoding"].update(decoding)
+    atomic_write_text(card_path, json_text(card))
 
 
 def scores(captioner, data_root: Path, split: str, **options) -> dict:

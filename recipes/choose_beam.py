@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from card_choice import arguments, scores
+from card_choice import arguments, record, scores
 
 from captioner.captioning.captioner import Captioner
-from captioner.files import atomic_write_text, json_text
 
 BEAMS = (1, 2, 3, 4, 5, 6)
 TOLERANCE = 0.2  # BLEU-4 and CIDEr-D points, as the speed issue allows
@@ -47,16 +45,11 @@ def main() -> int:
     report = score(chosen, "dev-report")
     print(f"ties: {ties}; chosen: beam {chosen}\ndev-report: {json.dumps(report)}")
     if args.write:
-        card_path = Path(args.bundle) / "card.json"
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        card["decoding"]["beam"] = chosen
-        card["decoding"]["beam_chosen_by"] = (
+        record(args.bundle, beam=chosen, beam_chosen_by=(
             f"python recipes/choose_beam.py: the fastest of the beams {list(BEAMS)} within {TOLERANCE} "
             "CIDEr-D and BLEU-4 of the best Flickr8k dev-select CIDEr-D, decoded as the default "
-            "(guided, shortlisted)")
-        card["decoding"]["beam_tried"] = {**{str(b): v for b, v in tried.items()},
-                                          "dev_report": {f"beam {chosen}": report}}
-        atomic_write_text(card_path, json_text(card))
+            "(guided, shortlisted)"),
+            beam_tried={**{str(b): v for b, v in tried.items()}, "dev_report": {f"beam {chosen}": report}})
     return 0
 
 

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from card_choice import SETS, arguments, scores
+from card_choice import SETS, arguments, record, scores
 
 from captioner.captioning.captioner import Captioner
-from captioner.files import atomic_write_text, json_text
 
 TRIED = (500, 1000, 1500, 2000, 3000)
 TOLERANCE = 0.2  # BLEU-4 and CIDEr-D points, as the speed issue allows
@@ -52,15 +50,10 @@ def main() -> int:
         report[f"shortlist {chosen}"] = score(chosen, "dev-report")
     print(f"chosen: {chosen}\ndev-report: {json.dumps(report)}")
     if args.write:
-        card_path = Path(args.bundle) / "card.json"
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        card["decoding"]["shortlist"] = chosen
-        card["decoding"]["shortlist_chosen_by"] = (
+        record(args.bundle, shortlist=chosen, shortlist_chosen_by=(
             f"python recipes/choose_shortlist.py: the smallest of {list(TRIED)} within {TOLERANCE} "
-            "BLEU-4 and CIDEr-D of the whole vocabulary on Flickr8k and coco_dev dev-select")
-        card["decoding"]["shortlist_tried"] = {"whole": full, **{str(k): v for k, v in tried.items()},
-                                               "dev_report": report}
-        atomic_write_text(card_path, json_text(card))
+            "BLEU-4 and CIDEr-D of the whole vocabulary on Flickr8k and coco_dev dev-select"),
+            shortlist_tried={"whole": full, **{str(k): v for k, v in tried.items()}, "dev_report": report})
     return 0
 
 
