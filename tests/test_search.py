@@ -51,7 +51,7 @@ def exhaustive(decoder, vocab, features, length_penalty):
     return rankings
 
 
-@pytest.mark.parametrize("length_penalty", [0.0, 0.5, 1.0])  # the card: 1
+@pytest.mark.parametrize("length_penalty", [0.0, 0.5, 1.0, 2.0])
 def test_a_wide_beam_finds_the_exhaustive_best(tiny, length_penalty):
     decoder, vocab, features = tiny
     found = beam_search(decoder, vocab, features, width=150, max_length=MAX_LENGTH,
