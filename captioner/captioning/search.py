@@ -149,10 +149,10 @@ def beam_search(decoder: CaptionDecoder, vocab: Vocabulary, features: np.ndarray
     """The best caption per image by total log-probability / length ** length_penalty
     (0: no normalisation, 1: per-word mean; the length counts ``<end>``).
 
-    ``width`` live hypotheses per image; one that writes ``<end>`` leaves the beam for a list
-    of finished ones (the ``width`` best, ranked by the penalised score as they come), so the
-    beam keeps ``width`` captions still growing. An image is done when no live hypothesis can
-    still beat its worst finished one, whatever length it reaches.
+    ``width`` live hypotheses per image; one that writes ``<end>`` leaves the beam (the best
+    finished one by the penalised score is kept, an earlier one winning a tie), so the beam
+    keeps ``width`` captions still growing. A live hypothesis that can no longer beat the best
+    finished one, whatever length it reaches, is dropped; an image is done when none is left.
 
     ``constraints`` (constrained beam search, Anderson et al. 2017): each is a set of word ids,
     of which the caption must contain one (synonyms). A finite-state machine tracks which
@@ -249,7 +249,6 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
     scores[:, 0, 0] = 0.0
     seqs = np.zeros((n, m, k, 0), dtype=int)
     finished: list[list[tuple[float, float, int, list[int]]]] = [[] for _ in range(n)]
-    active = np.ones(n, dtype=bool)
     for length in range(1, max_length + 1):
         image = slots // (m * k)
         inputs = tokens if columns is None else columns[tokens]
@@ -272,23 +271,22 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
             i = int(image[row[at]])
             ending = (float(value[at]) / length**length_penalty, float(value[at]), length,
                       [*history[source[at]], int(word[at])])
-            finished[i][:] = sorted([*finished[i], ending], key=lambda f: -f[0])[:k]
+            if not finished[i] or ending[0] > finished[i][0][0]:
+                finished[i][:] = [ending]
         live = live.reshape(n, m, k)
+        # An image is done when none of its hypotheses can beat its best finished caption.
         _drop_hopeless(live, finished, length, max_length, length_penalty)
-        for i in np.flatnonzero(active):
-            active[i] = not _settled(finished[i], live[i].ravel(), k, length, max_length, length_penalty)
         grown = np.zeros((n * m * k, length), dtype=int)
         grown[slot[carried]] = np.concatenate([history[source[carried]], word[carried, None]], axis=1)
         seqs = grown.reshape(n, m, k, length)
-        scores = np.where(active[:, None, None], live, -np.inf)
-        going = carried & active[slot // (m * k)]  # settled images leave the batch...
-        going &= np.isfinite(live.reshape(-1)[slot])  # ...and dropped hypotheses
+        scores = live
+        going = carried & np.isfinite(live.reshape(-1)[slot])  # dropped ones leave the batch
         order = np.argsort(slot[going])
         slots, tokens = slot[going][order], word[going][order]
         states = [s if j in fixed else np.asarray(s)[row[going][order]] for j, s in enumerate(states)]
         if not len(slots):
             break
-    for i in np.flatnonzero(active):  # out of words: the live ones end here, unfinished
+    for i in range(n):  # out of words: the live ones end here, unfinished
         goal = machine.goal[i]
         for j in np.flatnonzero(np.isfinite(scores[i, goal])):
             total, length = float(scores[i, goal, j]), seqs.shape[3]
@@ -381,16 +379,6 @@ def _ranked(totals: np.ndarray, slots: np.ndarray, machine: _Machine, k: int):
     take = (before < k) & (carries | goal)
     slot = group * k + np.minimum(before, k - 1)
     return row[take], word[take], value[take], slot[take], ~carries[take]
-
-
-def _settled(finished: list, live: np.ndarray, k: int, length: int, max_length: int,
-             length_penalty: float) -> bool:
-    """Whether no live hypothesis can beat the k-th finished one at any length still possible."""
-    if not np.isfinite(live).any():
-        return True
-    if len(finished) < k:
-        return False
-    return float(_bound(np.max(live), length, max_length, length_penalty)) <= finished[-1][0]
 
 
 def _drop_hopeless(live: np.ndarray, finished: list, length: int, max_length: int,
