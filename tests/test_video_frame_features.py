@@ -78,8 +78,19 @@ def test_memory_holds_a_bounded_number_of_frames_whatever_the_length(tmp_path, m
                 weakref.finalize(frame, gone)
                 yield frame
 
+    class WaitingEncoder(FakeEncoder):
+        """Holds its first batch until the queue is full, so that the decoding has run ahead
+        however busy the machine (a fixed sleep raced the decoder on a loaded CI machine)."""
+
+        def encode(self, images, kinds=None):
+            deadline = time.monotonic() + 30
+            while not self.batches and live[0] < len(images) + QUEUE_FRAMES:
+                assert time.monotonic() < deadline, "the decoding thread never filled the queue"
+                time.sleep(0.001)
+            return super().encode(images, kinds)
+
     monkeypatch.setattr(ff, "VideoFrames", CountingFrames)
-    encoder = FakeEncoder(delay=0.002)
+    encoder = WaitingEncoder()
     result = frame_features(long_clip, encoder, fps=50, kinds=("pooled", "spatial"), batch_size=4)
     assert len(result.indices) == 600 and sum(encoder.batches) == 600
     assert max(encoder.batches) == 4
