@@ -48,3 +48,24 @@ def test_a_search_split_over_cores_writes_the_captions_of_one_call(beam, members
     split = captioner.caption_features(features, constraints=constraints)
     assert [c.text for c in split] == [c.text for c in one]
     assert [c.score for c in split] == pytest.approx([c.score for c in one], abs=1e-6)
+
+
+@pytest.mark.parametrize("shortlist", [None, 20])
+def test_at_beam_1_a_photo_without_constraints_gets_its_caption_whatever_its_batch(shortlist):
+    """Greedy for a photo nothing constrains, beside photos that search with constraints:
+    its caption and score are those it gets alone (they went through a beam of 1 before, which
+    goes on past a finished caption, and read the other photos' constraint words)."""
+    from test_numpy_step import VOCAB, _decoder
+
+    from captioner.captioning.captioner import Captioner
+
+    decoder, shape = _decoder("attention", seed=13)
+    decoding = {"beam": 1, "length_penalty": 1.0, **({"shortlist": shortlist} if shortlist else {})}
+    captioner = Captioner(decoder, VOCAB, {"encoder": "efficientnet_lite0", "decoding": decoding})
+    features = np.random.default_rng(15).random((30, *shape), dtype="float32")
+    constraints = [[] if i % 2 else [set(range(20, len(VOCAB)))] for i in range(30)]
+    mixed = captioner.caption_features(features, constraints=constraints)
+    free = [i for i in range(30) if i % 2]
+    alone = captioner.caption_features(features[free], constraints=[[] for _ in free])
+    assert [mixed[i].text for i in free] == [c.text for c in alone]
+    assert [mixed[i].score for i in free] == pytest.approx([c.score for c in alone], abs=1e-6)

@@ -273,6 +273,18 @@ class Captioner:
                 constraints: list | None = None, penalties: np.ndarray | None = None) -> list[Caption]:
         """``constraints``: per image (or None), as in caption_features."""
         settings = self.decoding(beam, length_penalty)
+        if settings["beam"] <= 1 and constraints and any(constraints) and not all(constraints):
+            # At a beam of 1 a photo nothing constrains is greedy whatever its neighbours ask:
+            # each kind is searched on its own, so that neither reads the other's words.
+            captions: list = [None] * len(features)
+            for own in ([i for i, c in enumerate(constraints) if not c],
+                        [i for i, c in enumerate(constraints) if c]):
+                found = self._search(decoder, features[own], beam, max_length, length_penalty,
+                                     [constraints[i] for i in own],
+                                     None if penalties is None else penalties[own])
+                for i, caption in zip(own, found):
+                    captions[i] = caption
+            return captions
         frequent = self.card.get("decoding", {}).get("shortlist")  # chosen on dev; None: all words
         if frequent:
             decoder = decoder.shortlisted(shortlist(frequent, constraints or ()))
