@@ -30,12 +30,13 @@ def arguments(doc: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def record(bundle: Path, **decoding) -> None:
-    """Write these fields into the bundle's card.json "decoding" (its model.keras is left as
-    it is: a card field is no reason to store the weights again)."""
+def record(bundle: Path, drop: tuple[str, ...] = (), **decoding) -> None:
+    """Write these fields into the bundle's card.json "decoding", without the ``drop`` ones
+    that an earlier choice wrote (its model.keras is left as it is: a card field is no reason
+    to store the weights again)."""
     card_path = Path(bundle) / "card.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    card["decoding"].update(decoding)
+    card["decoding"] = {k: v for k, v in card["decoding"].items() if k not in drop} | decoding
     atomic_write_text(card_path, json_text(card))
 
 
