@@ -37,7 +37,8 @@ TOLERANCE = 0.2  # BLEU-4 and CIDEr-D points, as the speed issue allows
 def main() -> int:
     args = arguments(__doc__)
     captioner = Captioner.load(args.bundle)
-    before = tuple(captioner.decoding().values())
+    card = captioner.decoding()
+    before = (card["beam"], card["length_penalty"])
     captioner.card["decoding"].pop("shortlist", None)  # the whole vocabulary (see above)
 
     def score(beam: int, penalty: float, split: str) -> dict:

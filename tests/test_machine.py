@@ -53,8 +53,9 @@ def test_a_search_split_over_cores_writes_the_captions_of_one_call(beam, members
 @pytest.mark.parametrize("shortlist", [None, 20])
 def test_at_beam_1_a_photo_without_constraints_gets_its_caption_whatever_its_batch(shortlist):
     """Greedy for a photo nothing constrains, beside photos that search with constraints:
-    its caption and score are those it gets alone (they went through a beam of 1 before, which
-    goes on past a finished caption, and read the other photos' constraint words)."""
+    its caption and score are those it gets alone. Without a shortlist this failed before the
+    fix (such photos went through a beam of 1, which goes on past a finished caption); with one,
+    it fails if the greedy photos read a shortlist holding their neighbours' constraint words."""
     from test_numpy_step import VOCAB, _decoder
 
     from captioner.captioning.captioner import Captioner
