@@ -86,7 +86,7 @@ def test_finished_images_leave_the_batch_without_changing_any_caption(kind, monk
                 lambda f: beam_search(fast, VOCAB, f, width=3, max_length=12)):
         together = run(features)
         assert shrunk, "no image finished early: the batch was never made smaller"
-        monkeypatch.setattr(search, "_step", lambda d, t, *rest: shrunk.append(len(t)) or step(d, t, *rest))
+        monkeypatch.setattr(search, "_step", lambda d, t, *rest, **named: shrunk.append(len(t)) or step(d, t, *rest, **named))
         shrunk.clear()
         alone = [run(features[i : i + 1])[0] for i in range(len(features))]
         assert [c.text for c in together] == [c.text for c in alone]

@@ -188,8 +188,8 @@ class AttentionStep(_Step):
         maps = np.asarray(features, dtype="float32")
         mean = maps.mean(axis=1)
         (kh, bh), (kc, bc), (kp, bp) = self.init_h, self.init_c, self.map_projection
-        return [np.tanh(mean @ kh + bh), mean @ kc + bc, maps @ self.cell.kernel if shared else maps,
-                maps @ kp + bp]
+        return [np.tanh(mean @ kh + bh), mean @ kc + bc, _times(maps, self.cell.kernel) if shared else maps,
+                _times(maps, kp) + bp]
 
     def weights(self, h: np.ndarray, projected: np.ndarray, images: np.ndarray | None = None):
         """Attention weights (B, R) and the context's gate (B, 1), as the Keras ``attend``;
@@ -235,6 +235,12 @@ class AttentionStep(_Step):
             alpha, gate = self.weights(h, projected, images)
             h, c = self.cell(None, h, c, tokens, product=gate * _by_image(alpha, images, maps))
         return self._log_probs(h), [h, c, maps, projected]
+
+
+def _times(arrays: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``arrays @ kernel`` for (images, regions, channels) arrays, as one product of all their
+    rows: numpy's stacked product runs one small product per image, twice as slow."""
+    return (arrays.reshape(-1, arrays.shape[-1]) @ kernel).reshape(*arrays.shape[:-1], kernel.shape[1])
 
 
 def _by_image(rows: np.ndarray, images: np.ndarray, arrays: np.ndarray) -> np.ndarray:

@@ -37,19 +37,36 @@ NEVER_WRITTEN = (Vocabulary.PAD_ID, Vocabulary.START_ID, Vocabulary.UNK_ID)
 
 
 def _step(decoder: CaptionDecoder, tokens: np.ndarray, states: list, images: np.ndarray | None = None,
-          listed: _Listed | None = None, image: np.ndarray | None = None):
+          listed: _Listed | None = None, image: np.ndarray | None = None, held: _Held | None = None):
     """The next-word log-probabilities (a writable array) and states; ``images``: per row, the
     row of the fixed states it reads (a decoder that ``steps_by_image``). A shortlisted
     decoder's columns keep the special tokens' places: its first words are the vocabulary's.
     ``listed``: each row's columns are its ``image``'s own shortlist (renormalised before the
-    special tokens are ruled out, as the exported graph does)."""
+    special tokens are ruled out, as the exported graph does); ``held``: its image's penalties
+    added."""
     tokens = tokens.astype("int32")
     logp, states = decoder.step(tokens, states) if images is None else decoder.step(tokens, states, images)
     logp = np.require(logp, requirements="W")  # the searches add to it in place
     if listed is not None:
         listed.renormalise(logp, image)
     logp[:, list(NEVER_WRITTEN)] = -np.inf
+    if held is not None:
+        held.add(logp, image)
     return logp, states
+
+
+class _Held:
+    """Per image, the log-probability penalties of its held-back words (``penalties``: images x
+    the decoder's columns), kept for the few columns some image holds back: adding them to a
+    step touches those, not every word."""
+
+    def __init__(self, penalties: np.ndarray):
+        self.columns = np.flatnonzero((penalties != 0).any(axis=0))
+        self.values = np.ascontiguousarray(penalties[:, self.columns])
+
+    def add(self, logp: np.ndarray, image: np.ndarray) -> None:
+        """Add, in place, each row's ``image``'s penalties."""
+        logp[:, self.columns] += self.values[image]
 
 
 def _initial(decoder: CaptionDecoder, features: np.ndarray) -> list:
@@ -94,8 +111,7 @@ def _walk(decoder, features: np.ndarray, choose, max_length: int, penalties: np.
     log-probabilities of the images ``ids`` still in the states; returns the words (N, max_length) padded after ``<end>``, total log-probabilities, lengths."""
     n = len(features)
     columns = getattr(decoder, "words", None)  # a shortlisted decoder's columns: these word ids
-    if columns is not None and penalties is not None:
-        penalties = penalties[:, columns]
+    held = None if penalties is None else _Held(penalties if columns is None else penalties[:, columns])
     states = _initial(decoder, features)
     ids = np.arange(n)  # the images whose rows the states hold, in order
     tokens = np.full(n, Vocabulary.START_ID)
@@ -104,9 +120,7 @@ def _walk(decoder, features: np.ndarray, choose, max_length: int, penalties: np.
     length = np.zeros(n, dtype=int)
     alive = np.ones(n, dtype=bool)
     for t in range(max_length):
-        logp, states = _step(decoder, tokens, states)
-        if penalties is not None:
-            logp += penalties[ids]
+        logp, states = _step(decoder, tokens, states, image=ids, held=held)
         chosen = choose(logp, ids)
         total[ids] += np.where(alive, logp[np.arange(len(ids)), chosen], 0.0)
         tokens = chosen if columns is None else columns[chosen]
@@ -243,6 +257,7 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
     # Only live hypotheses are stepped, as flat (image, machine state, beam) slots: at first one
     # per image, later none of an image that is done. Fixed states stay one row per image.
     slots = np.arange(n) * m * k
+    held = None if penalties is None else _Held(penalties)
     states, fixed, by_image = _beam_initial(decoder, features)
     tokens = np.full(n, Vocabulary.START_ID)
     scores = np.full((n, m, k), -np.inf)
@@ -253,14 +268,13 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
         image = slots // (m * k)
         inputs = tokens if columns is None else columns[tokens]
         if by_image:
-            logp, states = _step(decoder, inputs, states, image, listed, image)
+            logp, states = _step(decoder, inputs, states, image, listed, image, held)
         else:  # the decoder reads one row of every state per hypothesis
             logp, after = _step(decoder, inputs, [s[image] if j in fixed else s for j, s in enumerate(states)],
-                                None, listed, image)
+                                None, listed, image, held)
             states = [states[j] if j in fixed else s for j, s in enumerate(after)]
-        if penalties is not None:
-            logp += penalties[image]
-        totals = scores.reshape(-1)[slots, None] + logp
+        totals = logp  # in place: the step's array is the search's own
+        totals += scores.reshape(-1)[slots, None]
         row, word, value, slot, ends = _ranked(totals, slots, machine, k)
         live = np.full(n * m * k, -np.inf)
         carried = ~ends
