@@ -42,5 +42,8 @@ python recipes/choose_everyday.py "$run/scst" "$run/language_model.weights.h5" "
 rm -rf captioner/pretrained/flickr8k_lite0
 cp -r "$run/final" captioner/pretrained/flickr8k_lite0
 
-# 5. The output-layer shortlist of the default decoding, chosen on dev-select (card only).
-python recipes/choose_shortlist.py captioner/pretrained/flickr8k_lite0 --data-root "$data" --write
+# 5. The default decoding chosen again as it now runs (guided), then the guidance at that
+#    decoding, then the output-layer shortlist, each on dev-select (card only).
+for choice in choose_decoding choose_guidance choose_shortlist; do
+  python "recipes/$choice.py" captioner/pretrained/flickr8k_lite0 --data-root "$data" --write
+done

@@ -6,9 +6,10 @@
    CIDEr-D on coco_dev dev-select with guided captions (which can ask for such words), among
    the methods that keep Flickr8k dev-select CIDEr-D within 1 of ``paired``.
 2. Guidance both ways: the tag score that makes a word a constraint, and the evidence under
-   which object words are held back (with their penalty). Chosen on coco_dev dev-select: the
-   lowest share of captions inventing an object (CHAIR-s) among the settings within 2 CIDEr-D
-   of the best one there and within 1 CIDEr-D of free captions on Flickr8k dev-select.
+   which object words are held back (with their penalty), by the rule of choose_guidance.py:
+   on coco_dev dev-select, the lowest share of captions inventing an object (CHAIR-s) among
+   the settings that add no caption with a trigram unseen in the training text, within 2
+   CIDEr-D of the best one there and within 1 CIDEr-D of free captions on Flickr8k dev-select.
 3. The bundle is written once to OUT with the choices and, measured after all of them, the
    dev-report scores of Flickr8k and coco_dev in its card.
 """
@@ -16,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import shlex
 import sys
@@ -26,15 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from choose_guidance import RULE, choose, scorer, training_text  # noqa: E402
+
 from captioner.captioning.captioner import Captioner  # noqa: E402
 from captioner.captioning.dataset import read_records  # noqa: E402
 from captioner.captioning.text_words import language_model_of, revive  # noqa: E402
 from captioner.captioning.train import text_only_words  # noqa: E402
 from captioner.data.caption_sets import group_by_image, in_splits  # noqa: E402
 
-GUIDE = (0.5, 0.7, 0.9)
-HOLD = (None, 0.1, 0.2, 0.3, 0.4, 0.5)
-PENALTY = (2.0, 4.0, 8.0)
 KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D", "CHAIR-s", "CHAIR-i", "invented dog", "named",
         "images")
 
@@ -76,28 +75,7 @@ def main() -> int:
                  key=lambda m: tried[m]["coco"]["CIDEr-D"])
     sources = use(method)
 
-    free = {"coco": score(coco, "dev-select", guided=False), "flickr": score(flickr, "dev-select", guided=False)}
-    print("free", free, flush=True)
-    settings = []
-    for guide, hold, penalty in itertools.product(GUIDE, HOLD, PENALTY):
-        if hold is None and penalty != PENALTY[0]:
-            continue
-        captioner.card.setdefault("decoding", {})["hold_penalty"] = penalty
-        found = score(coco, "dev-select", guided=True, guide_threshold=guide, hold_threshold=hold)
-        settings.append({"guide_threshold": guide, "hold_threshold": hold, "hold_penalty": penalty, "coco": found})
-        print(settings[-1], flush=True)
-    best_cider = max(s["coco"]["CIDEr-D"] for s in settings)
-    near = sorted((s for s in settings if s["coco"]["CIDEr-D"] >= best_cider - 2.0),
-                  key=lambda s: (s["coco"]["CHAIR-s"], -s["coco"]["CIDEr-D"]))
-    choice = None
-    for setting in near:  # the Flickr8k check is the slow one: run it on the finalists only
-        captioner.card["decoding"]["hold_penalty"] = setting["hold_penalty"]
-        setting["flickr"] = score(flickr, "dev-select", guided=True, guide_threshold=setting["guide_threshold"],
-                                  hold_threshold=setting["hold_threshold"])
-        print("flickr check", setting, flush=True)
-        if setting["flickr"]["CIDEr-D"] >= free["flickr"]["CIDEr-D"] - 1.0:
-            choice = setting
-            break
+    choice, settings, free = choose(captioner, scorer(captioner, args.data_root, training_text(args.data_root)))
     decoding = captioner.card["decoding"]
     if choice is None:
         decoding.update(guided=False, hold_threshold=None)
@@ -105,9 +83,7 @@ def main() -> int:
         decoding.update(guided=True, guide_threshold=choice["guide_threshold"],
                         hold_threshold=choice["hold_threshold"], hold_penalty=choice["hold_penalty"])
     command = shlex.join(["python", "recipes/choose_everyday.py", *sys.argv[1:]])
-    decoding["guided_chosen_by"] = (f"{command}: lowest coco_dev dev-select CHAIR-s within 2 CIDEr-D of "
-                                    "the best setting there and within 1 CIDEr-D of free captions on "
-                                    "Flickr8k dev-select")
+    decoding["guided_chosen_by"] = f"{command}: {RULE}"
     decoding["tried"] = {"free": free, "settings": settings}
     captioner.card["text_only_words"] = {
         "method": method, "words": len(text_only), "tried": tried,
