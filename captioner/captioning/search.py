@@ -263,7 +263,8 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
     scores = np.full((n, m, k), -np.inf)
     scores[:, 0, 0] = 0.0
     seqs = np.zeros((n, m, k, 0), dtype=int)
-    finished: list[list[tuple[float, float, int, list[int]]]] = [[] for _ in range(n)]
+    # Per image, its best caption so far: (penalised score, total, length, words), or None.
+    best: list[tuple[float, float, int, list[int]] | None] = [None] * n
     for length in range(1, max_length + 1):
         image = slots // (m * k)
         inputs = tokens if columns is None else columns[tokens]
@@ -285,11 +286,11 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
             i = int(image[row[at]])
             ending = (float(value[at]) / length**length_penalty, float(value[at]), length,
                       [*history[source[at]], int(word[at])])
-            if not finished[i] or ending[0] > finished[i][0][0]:
-                finished[i][:] = [ending]
+            if best[i] is None or ending[0] > best[i][0]:
+                best[i] = ending
         live = live.reshape(n, m, k)
         # An image is done when none of its hypotheses can beat its best finished caption.
-        _drop_hopeless(live, finished, length, max_length, length_penalty)
+        _drop_hopeless(live, best, length, max_length, length_penalty)
         grown = np.zeros((n * m * k, length), dtype=int)
         grown[slot[carried]] = np.concatenate([history[source[carried]], word[carried, None]], axis=1)
         seqs = grown.reshape(n, m, k, length)
@@ -300,17 +301,13 @@ def _beam(decoder, features: np.ndarray, k: int, max_length: int, length_penalty
         states = [s if j in fixed else np.asarray(s)[row[going][order]] for j, s in enumerate(states)]
         if not len(slots):
             break
-    for i in range(n):  # out of words: the live ones end here, unfinished
+    for i in range(n):  # out of words: the live ones end here, unfinished (a tie: the earlier)
         goal = machine.goal[i]
         for j in np.flatnonzero(np.isfinite(scores[i, goal])):
             total, length = float(scores[i, goal, j]), seqs.shape[3]
-            finished[i].append((total / length**length_penalty, total, length, list(seqs[i, goal, j])))
-    best: list = [None] * n
-    for i, ends in enumerate(finished):
-        if ends:
-            _, total, length, seq = max(ends, key=lambda f: f[0])
-            best[i] = (seq, total / max(length, 1))
-    return best
+            if best[i] is None or total / length**length_penalty > best[i][0]:
+                best[i] = (total / length**length_penalty, total, length, list(seqs[i, goal, j]))
+    return [None if b is None else (b[3], b[1] / max(b[2], 1)) for b in best]
 
 
 class _Machine:
@@ -395,12 +392,13 @@ def _ranked(totals: np.ndarray, slots: np.ndarray, machine: _Machine, k: int):
     return row[take], word[take], value[take], slot[take], ~carries[take]
 
 
-def _drop_hopeless(live: np.ndarray, finished: list, length: int, max_length: int,
+def _drop_hopeless(live: np.ndarray, best: list, length: int, max_length: int,
                    length_penalty: float) -> None:
     """Rule out (in place) the live hypotheses (images, states, beam) that can no longer beat
-    their image's best finished caption. Nothing else changes: such a hypothesis ranks below
-    every one that still can (same length, lower total), and so do its continuations."""
-    best_done = np.array([f[0][0] if f else -np.inf for f in finished])
+    their image's best finished caption (``best``: per image, its penalised score first, or
+    None). Nothing else changes: such a hypothesis ranks below every one that still can (same
+    length, lower total), and so do its continuations."""
+    best_done = np.array([-np.inf if b is None else b[0] for b in best])
     live[_bound(live, length, max_length, length_penalty) <= best_done[:, None, None]] = -np.inf
 
 
