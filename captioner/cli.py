@@ -566,10 +566,12 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")  # odd bytes in names never crash a print
-    interrupted = []
+    interrupted, leaving = [], []
 
     def on_ctrl_c(_signum, frame):
         interrupted.append(True)
+        if leaving:  # main is answering already: a retry must not raise past it
+            return
         if _inside_tensorflow(frame):
             # Raised inside TensorFlow's C++ callbacks it becomes another error, with a stack
             # printed by TensorFlow itself; try again a moment later, from our own code.
@@ -577,14 +579,14 @@ def main(argv: list[str] | None = None) -> int:
             return
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_ctrl_c)
-    signal.signal(signal.SIGALRM, lambda signum, frame: on_ctrl_c(signum, frame))
+    before = signal.signal(signal.SIGINT, on_ctrl_c), signal.signal(signal.SIGALRM, on_ctrl_c)
     try:
         argv = sys.argv[1:] if argv is None else argv
         args = build_parser().parse_args(argv)
         args.argv = argv
         return args.func(args)
     except BaseException as exc:
+        leaving.append(True)  # TensorFlow may have made a Ctrl-C its own error, a retry pending
         if interrupted:
             print("captioner: interrupted", file=sys.stderr)
             return 130
@@ -592,6 +594,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"captioner: error: {printable(str(exc))}", file=sys.stderr)
             return 2
         raise
+    finally:  # the caller's Ctrl-C as it was (main also runs inside tests and notebooks)
+        leaving.append(True)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGALRM, before[1])
 
 
 if __name__ == "__main__":

@@ -278,6 +278,38 @@ def test_a_run_stopped_mid_way_leaves_no_partial_output_and_resumes(many_photos,
     assert len(names) == len(set(names)) == 150
 
 
+def test_a_ctrl_c_put_off_inside_tensorflow_never_fires_after_main_returns(monkeypatch):
+    """Ctrl-C inside TensorFlow is retried a moment later (see ``cli.main``); when TensorFlow
+    turns the interrupt into an error of its own first, main answers 130 at once, and the
+    retry still pending must not raise KeyboardInterrupt past it (the process would die of
+    SIGINT instead of exiting 130). Then the caller's own Ctrl-C handler is back."""
+    import argparse
+    import os
+    import signal
+    import time
+
+    from captioner import cli
+
+    source = ("def convert(args):\n    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    raise RuntimeError('the library made the interrupt its own error')\n")
+    space = {"os": os, "signal": signal}  # a function whose code says it is TensorFlow's
+    exec(compile(source, "/site-packages/tensorflow/converter.py", "exec"), space)  # noqa: S102
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=space["convert"])
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGALRM)
+    try:
+        assert cli.main([]) == 130
+        time.sleep(0.2)  # ten times the retry's delay
+        assert signal.getsignal(signal.SIGINT) is handlers[0]  # a notebook's Ctrl-C works again
+    except KeyboardInterrupt:
+        pytest.fail("the put-off Ctrl-C was raised after main returned")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGALRM, handlers[1])
+
+
 def test_ctrl_c_during_start_up_is_one_line(tmp_path, sample_photos):
     """An empty cache makes the start-up long (the encoder is converted, TensorFlow loads):
     Ctrl-C in the middle of it is one line. A warm start-up is too short to hit reliably."""
