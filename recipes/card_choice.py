@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from captioner.captioning.captioner import PRETRAINED  # noqa: E402
+from captioner.evaluation.fluency import TrainingText  # noqa: E402
 from captioner.files import atomic_write_text, json_text  # noqa: E402
 
 SETS = {"flickr": ("flickr8k_mini/Flickr8k.token.txt", "flickr8k_mini/Images"),
@@ -44,9 +45,22 @@ def scores(captioner, data_root: Path, split: str, **options) -> dict:
     """Per data set, BLEU-4, CIDEr-D and CHAIR-s of ``split`` decoded with ``options`` (else
     the card's decoding), the images scored and the seconds it took."""
     found = {}
-    for name, (data, images) in SETS.items():
+    for name in SETS:
         start = time.perf_counter()
-        got = captioner.evaluate(data_root / data, data_root / images, split=split, progress=False, **options)
-        found[name] = {k: round(got[k], 2) for k in KEYS} | {"images": got["images"]}
+        found[name] = score_set(captioner, data_root, name, split, **options)
         found[name]["seconds"] = round(time.perf_counter() - start, 1)
     return found
+
+
+def score_set(captioner, data_root: Path, name: str, split: str, keys: tuple[str, ...] = KEYS,
+              text: TrainingText | None = None, **options) -> dict:
+    """``keys`` of one data set's ``split`` decoded with ``options``; with ``text``, also the
+    share of its captions holding a trigram unseen there; then the images scored."""
+    data, images = SETS[name]
+    got = captioner.evaluate(data_root / data, data_root / images, split=split, progress=False,
+                             per_image=text is not None, **options)
+    found = {k: round(got[k], 2) for k in keys}
+    if text is not None:
+        captions = [row["caption"] for row in got["per_image"].values()]
+        found["unseen trigrams"] = round(text.unseen_share(captions), 2)
+    return found | {"images": got["images"]}

@@ -19,6 +19,7 @@ left as it is). ``recipes/choose_everyday.py`` makes the same choice after train
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import shlex
@@ -26,7 +27,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from card_choice import SETS, arguments, record
+from card_choice import SETS, arguments, record, score_set
 
 from captioner.captioning.captioner import Captioner
 from captioner.captioning.dataset import read_records
@@ -54,16 +55,7 @@ def training_text(data_root: Path) -> TrainingText:
 
 def scorer(captioner: Captioner, data_root: Path, text: TrainingText) -> Callable[..., dict]:
     """``score(name, split, **guidance)``: KEYS and the unseen-trigram share of one data set."""
-
-    def score(name: str, split: str, **guidance) -> dict:
-        data, images = SETS[name]
-        found = captioner.evaluate(data_root / data, data_root / images, split=split, progress=False,
-                                   per_image=True, **guidance)
-        captions = [row["caption"] for row in found["per_image"].values()]
-        return {k: round(found[k], 2) for k in KEYS} | {
-            "unseen trigrams": round(text.unseen_share(captions), 2), "images": found["images"]}
-
-    return score
+    return functools.partial(score_set, captioner, data_root, keys=KEYS, text=text)
 
 
 def choose(captioner: Captioner, score: Callable[..., dict]) -> tuple[dict | None, list[dict], dict]:
